@@ -1,0 +1,157 @@
+"""Domain checks for graded exercises: each passes silently or says exactly what is wrong.
+
+Every check raises :class:`CheckFailed` (an ``AssertionError``, so otter-grader counts it as a
+failed test) with a message a learner can act on: "expected >= 90 % zeros in fc1.weight, got 45 %".
+A wrong *type* of answer (e.g. ``None`` from an unfinished stub) fails the same way, never crashes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["CheckFailed", "sparsity", "quantized", "params", "accuracy", "array", "close",
+           "eval_mode", "passed"]
+
+
+class CheckFailed(AssertionError):
+    """A check did not pass; the message says what was expected and what was found."""
+
+
+def _fail(message: str) -> None:
+    raise CheckFailed(message)
+
+
+def _need_module(obj, what: str = "answer"):
+    from torch import nn
+
+    if obj is None:
+        _fail(f"{what} is None: did you return/assign it? (the stub leaves it empty)")
+    if not isinstance(obj, nn.Module):
+        _fail(f"{what} should be a torch.nn.Module, got {type(obj).__name__}")
+    return obj
+
+
+def _layer(model, layer: str | None):
+    if layer is None:
+        return model
+    try:
+        return model.get_submodule(layer)
+    except AttributeError:
+        names = [n for n, _ in model.named_modules() if n]
+        _fail(f"model has no layer {layer!r}; its layers are {names}")
+
+
+def sparsity(model, at_least: float, layer: str | None = None, at_most: float = 1.0) -> float:
+    """Fraction of zeros in the ``weight`` of ``layer`` (or all prunable layers) is in range."""
+    from . import profile
+
+    _need_module(model, "model")
+    target = _layer(model, layer)
+    where = f"{layer}.weight" if layer else "the model's weights"
+    if layer is not None:
+        if getattr(target, "weight", None) is None:
+            _fail(f"layer {layer!r} has no weight")
+        w = target.weight.detach()
+        value = float((w == 0).sum()) / w.numel()
+    else:
+        value = profile.sparsity(target)
+    if value < at_least - 1e-9:
+        _fail(f"expected >= {at_least:.0%} zeros in {where}, got {value:.1%}")
+    if value > at_most + 1e-9:
+        _fail(f"expected <= {at_most:.0%} zeros in {where}, got {value:.1%} (too much pruned?)")
+    return value
+
+
+def quantized(model) -> list[str]:
+    """At least one layer holds int8 weights (``torch.ao`` quantized modules or quantized tensors)."""
+    _need_module(model, "model")
+    found = []
+    for name, m in model.named_modules():
+        kind = type(m).__module__
+        if ".quantized" in kind and hasattr(m, "weight"):
+            found.append(name)
+    if not found:
+        for name, t in model.state_dict().items():
+            if hasattr(t, "is_quantized") and t.is_quantized:
+                found.append(name)
+    if not found:
+        _fail("no quantized layer found: did you call convert() after prepare() and calibration?")
+    return found
+
+
+def params(model, at_most: int | None = None, at_least: int | None = None) -> int:
+    """The parameter count lies within bounds."""
+    from . import profile
+
+    _need_module(model, "model")
+    n = profile.count_params(model)
+    if at_most is not None and n > at_most:
+        _fail(f"expected at most {at_most:,} parameters, got {n:,}")
+    if at_least is not None and n < at_least:
+        _fail(f"expected at least {at_least:,} parameters, got {n:,}")
+    return n
+
+
+def eval_mode(model) -> None:
+    """The model is in eval mode (dropout off, batch-norm frozen) before it is measured."""
+    _need_module(model, "model")
+    if model.training:
+        _fail("model is in training mode: call model.eval() before evaluating or exporting it")
+
+
+def accuracy(model, x, y, at_least: float) -> float:
+    """Test accuracy on ``(x, y)`` is at least ``at_least`` (a fraction)."""
+    from .train import evaluate
+
+    if model is None:
+        _fail("model is None: did you return/assign it?")
+    value = evaluate(model, x, y)["accuracy"]
+    if value < at_least:
+        _fail(f"expected accuracy >= {at_least:.1%}, got {value:.1%}")
+    return value
+
+
+def array(value, shape: tuple | None = None, dtype=None, name: str = "result") -> np.ndarray:
+    """``value`` is an array (numpy or torch) of the given shape and dtype kind."""
+    if value is None:
+        _fail(f"{name} is None: did you return it?")
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    if not isinstance(value, np.ndarray):
+        _fail(f"{name} should be an array, got {type(value).__name__}")
+    if shape is not None and tuple(value.shape) != tuple(shape):
+        _fail(f"{name} should have shape {tuple(shape)}, got {tuple(value.shape)}")
+    if dtype is not None and not np.issubdtype(value.dtype, dtype):
+        _fail(f"{name} should have dtype {np.dtype(dtype).name}, got {value.dtype}")
+    return value
+
+
+def close(value, expected, rtol: float = 1e-5, atol: float = 1e-8, name: str = "result") -> None:
+    """``value`` equals ``expected`` within tolerance (numbers or arrays)."""
+    if value is None:
+        _fail(f"{name} is None: did you return it?")
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    if hasattr(expected, "detach"):
+        expected = expected.detach().cpu().numpy()
+    try:
+        a, b = np.asarray(value, dtype=float), np.asarray(expected, dtype=float)
+    except (TypeError, ValueError):
+        _fail(f"{name} should be numeric, got {type(value).__name__}")
+    if a.shape != b.shape:
+        _fail(f"{name} should have shape {b.shape}, got {a.shape}")
+    if not np.allclose(a, b, rtol=rtol, atol=atol):
+        if a.size == 1:
+            _fail(f"{name} should be {b.item():.6g}, got {a.item():.6g}")
+        bad = int((~np.isclose(a, b, rtol=rtol, atol=atol)).sum())
+        worst = float(np.max(np.abs(a - b)))
+        _fail(f"{name}: {bad} of {a.size} values differ from the expected ones (max |diff| {worst:.3g})")
+    if a.size == 1 and not math.isfinite(a.item()):
+        _fail(f"{name} is not finite: {a.item()}")
+
+
+def passed(label: str = "") -> str:
+    """A friendly line for the end of a check cell run outside otter."""
+    return f"✅ {label} passed" if label else "✅ passed"

@@ -1,0 +1,200 @@
+"""The machine and the run: seeds, threads, device, and a report of what is installed.
+
+``python -m greenlab.env`` prints the report; notebooks call :func:`setup` once in their first cell.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import random
+import sys
+from dataclasses import dataclass, field
+
+__all__ = ["setup", "device", "check", "report", "RunInfo", "REQUIREMENTS"]
+
+# (import name, distribution name, minimum version, which lessons need it)
+REQUIREMENTS: tuple[tuple[str, str, str, str], ...] = (
+    ("numpy", "numpy", "1.26", "all"),
+    ("torch", "torch", "2.3", "all"),
+    ("sklearn", "scikit-learn", "1.4", "all"),
+    ("mnist1d", "mnist1d", "0.0.2", "all"),
+    ("matplotlib", "matplotlib", "3.7", "all"),
+    ("seaborn", "seaborn", "0.13", "plots"),
+    ("pandas", "pandas", "2.0", "ledger"),
+    ("ipywidgets", "ipywidgets", "8.0", "sliders (02, 05)"),
+    ("codecarbon", "codecarbon", "2.8", "00"),
+    ("tensorflow", "tensorflow", "2.16", "02, 03, 10"),
+    ("tensorflow_model_optimization", "tensorflow-model-optimization", "0.8", "02, 03"),
+    ("onnx", "onnx", "1.16", "03, 10"),
+    ("onnxruntime", "onnxruntime", "1.18", "03, 10"),
+    ("otter", "otter-grader", "6.0", "exercises"),
+)
+
+_HEAVY = {"tensorflow", "tensorflow_model_optimization"}  # imported only when asked: ~3 s, ~0.5 GB
+
+
+@dataclass
+class RunInfo:
+    """What :func:`setup` fixed for this run."""
+
+    seed: int
+    threads: int
+    device: str
+    notes: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"greenlab: seed={self.seed} threads={self.threads} device={self.device}"]
+        return "\n".join(lines + [f"  note: {n}" for n in self.notes])
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA)."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def device(prefer: str | None = None) -> str:
+    """The torch device to use: ``"cuda"`` when a GPU is present, else ``"cpu"``.
+
+    ``prefer`` forces a device; ``GREENLAB_DEVICE`` does the same from the environment.
+    """
+    import torch
+
+    choice = prefer or os.environ.get("GREENLAB_DEVICE")
+    if choice is not None:
+        if choice not in ("cpu", "cuda") and not choice.startswith("cuda:"):
+            raise ValueError(f"prefer must be 'cpu' or 'cuda[:N]', got {choice!r}")
+        if choice.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"prefer={choice!r} but no CUDA GPU is visible to torch")
+        return choice
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def setup(seed: int = 0, threads: int = 2, quiet: bool = False) -> RunInfo:
+    """Fix seeds and thread counts so that a notebook gives the same numbers every run.
+
+    Args:
+        seed: seed for python, numpy and torch.
+        threads: intra-op threads for torch (the course is sized for 2 cores, like Binder).
+        quiet: do not print the one-line summary.
+    """
+    import torch
+
+    _check_int("seed", seed, 0)
+    _check_int("threads", threads, 1)
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # can only be set once per process, before parallel work
+        pass
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    seed_everything(seed)
+    dev = device()
+    info = RunInfo(seed=seed, threads=threads, device=dev)
+    if dev == "cpu":
+        info.notes.append("no GPU found: running on CPU (every lesson is sized for 2 CPU cores)")
+    from . import meters
+
+    status = meters.available_sources()
+    if not any(status.get(s, "").startswith("readable") for s in ("rapl", "nvml")):
+        info.notes.append("no energy counters here (no RAPL/NVML): energies are estimated "
+                          "from CPU time; see lesson 00")
+    if not quiet:
+        print(info)
+    return info
+
+
+def _version(dist: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _older(version: str, minimum: str) -> bool:
+    def key(v: str) -> tuple[int, ...]:
+        out = []
+        for part in v.split("+")[0].split("."):
+            digits = "".join(ch for ch in part if ch.isdigit())
+            out.append(int(digits) if digits else 0)
+        return tuple(out)
+
+    return key(version) < key(minimum)
+
+
+def check(import_heavy: bool = False) -> list[str]:
+    """Problems with the installed packages, each with the command that fixes it.
+
+    Returns an empty list when all is well. Heavy packages (TensorFlow) are only looked up, not
+    imported, unless ``import_heavy`` is true.
+    """
+    problems = []
+    fix = "pip install -c constraints.txt -e '.[lab,dev]'  (or: make lab)"
+    for module, dist, minimum, lessons in REQUIREMENTS:
+        version = _version(dist)
+        if version is None:
+            problems.append(f"{dist} is missing (needed by lessons {lessons}): {fix}")
+            continue
+        if _older(version, minimum):
+            problems.append(
+                f"{dist} {version} is older than {minimum} (lessons {lessons}): "
+                f"pip install '{dist}>={minimum}'"
+            )
+            continue
+        if module not in _HEAVY or import_heavy:
+            try:
+                importlib.import_module(module)
+            except Exception as exc:  # a broken install, not a missing one
+                problems.append(f"{dist} {version} is installed but fails to import ({exc}): {fix}")
+    return problems
+
+
+def report(import_heavy: bool = False) -> str:
+    """A plain-text report: python, packages, CPU/GPU, energy sources, and problems."""
+    import psutil
+
+    from . import meters
+
+    lines = [
+        f"python      {sys.version.split()[0]} ({platform.platform()})",
+        f"cpu         {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} logical cores, {psutil.virtual_memory().total / 2**30:.1f} GiB RAM",
+    ]
+    try:
+        import torch
+
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU only)"
+    except Exception as exc:
+        gpu = f"unknown (torch failed: {exc})"
+    lines.append(f"gpu         {gpu}")
+    lines.append("packages")
+    for _module, dist, _minimum, lessons in REQUIREMENTS:
+        lines.append(f"  {dist:32s} {_version(dist) or 'MISSING':14s} lessons {lessons}")
+    lines.append("energy sources")
+    for name, status in meters.available_sources().items():
+        lines.append(f"  {name:12s} {status}")
+    problems = check(import_heavy=import_heavy)
+    lines.append("problems" if problems else "problems    none")
+    lines += [f"  - {p}" for p in problems]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m greenlab.env
+    print(report(import_heavy="--import" in sys.argv))
+    sys.exit(1 if check() else 0)

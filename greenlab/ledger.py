@@ -1,0 +1,139 @@
+"""The results ledger: every lesson logs what it measured; the capstone reads it all back.
+
+Stored in one SQLite file (standard library, WAL journal, busy timeout): each ``log`` is one
+transaction, so two kernels writing at once both land, and a kernel killed mid-write leaves the file
+readable with every committed row. ``export_csv`` writes a copy for people (temp file + rename).
+
+Location: ``GREENLAB_LEDGER`` or ``~/.greenlab/ledger.sqlite``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import socket
+import sqlite3
+import time
+from collections.abc import Mapping
+from contextlib import closing
+from pathlib import Path
+
+__all__ = ["COLUMNS", "log", "read", "export_csv", "default_path", "machine"]
+
+# column -> SQL type; the order is the order of CSV exports
+COLUMNS: dict[str, str] = {
+    "lesson": "TEXT NOT NULL",
+    "technique": "TEXT NOT NULL",
+    "model": "TEXT NOT NULL",
+    "dataset": "TEXT",
+    "accuracy": "REAL",
+    "f1": "REAL",
+    "latency_ms": "REAL",
+    "size_bytes": "INTEGER",
+    "params": "INTEGER",
+    "energy_j": "REAL",
+    "energy_kind": "TEXT",  # measured | estimated | mixed
+    "energy_source": "TEXT",  # rapl | nvml | estimate | codecarbon ...
+    "machine": "TEXT",
+    "notes": "TEXT",
+    "created_at": "REAL",  # unix seconds
+}
+_REQUIRED = ("lesson", "technique", "model")
+_NUMERIC = ("accuracy", "f1", "latency_ms", "size_bytes", "params", "energy_j")
+
+
+def default_path() -> Path:
+    return Path(os.environ.get("GREENLAB_LEDGER", Path.home() / ".greenlab" / "ledger.sqlite"))
+
+
+def machine() -> str:
+    """A short label for this machine: host, CPU architecture and core count."""
+    return f"{socket.gethostname()}/{platform.machine()}/{os.cpu_count()}c"
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    cols = ", ".join(f"{k} {v}" for k, v in COLUMNS.items())
+    con.execute(f"CREATE TABLE IF NOT EXISTS results (id INTEGER PRIMARY KEY AUTOINCREMENT, {cols})")
+    return con
+
+
+def _clean(row: Mapping) -> dict:
+    if not isinstance(row, Mapping):
+        raise TypeError(f"row must be a mapping of column -> value, got {type(row).__name__}")
+    unknown = sorted(set(row) - set(COLUMNS))
+    if unknown:
+        raise ValueError(f"row has unknown columns {unknown}; allowed: {list(COLUMNS)}")
+    for key in _REQUIRED:
+        if not isinstance(row.get(key), str) or not row.get(key):
+            raise ValueError(f"row[{key!r}] must be a non-empty string, got {row.get(key)!r}")
+    out = dict(row)
+    for key in _NUMERIC:
+        value = out.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "item"):
+            raise TypeError(f"row[{key!r}] must be a number, got {type(value).__name__}")
+        value = value.item() if hasattr(value, "item") else value
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"row[{key!r}] must be a finite number >= 0, got {value}")
+        out[key] = value
+    for key in ("accuracy", "f1"):
+        if out.get(key) is not None and out[key] > 1:
+            raise ValueError(f"row[{key!r}] must be a fraction in [0, 1], got {out[key]}")
+    out.setdefault("machine", machine())
+    out.setdefault("created_at", time.time())
+    return out
+
+
+def log(row: Mapping | None = None, path: str | Path | None = None, measurement=None,
+        **columns) -> dict:
+    """Append one result row; returns the row as stored.
+
+    ``measurement`` (a :class:`greenlab.meters.Measurement`) fills ``energy_j``, ``energy_kind`` and
+    ``energy_source``, so an estimate is never logged as a measurement.
+
+    >>> log(lesson="01", technique="baseline", model="mlp", accuracy=0.66)  # doctest: +SKIP
+    """
+    data = dict(row or {}, **columns)
+    if measurement is not None:
+        data.update(energy_j=measurement.energy_j, energy_kind=measurement.kind,
+                    energy_source=measurement.source)
+    data = _clean(data)
+    keys = list(data)
+    with closing(_connect(Path(path) if path else default_path())) as con:
+        con.execute(
+            f"INSERT INTO results ({', '.join(keys)}) VALUES ({', '.join('?' * len(keys))})",
+            [data[k] for k in keys],
+        )
+    return data
+
+
+def read(path: str | Path | None = None, latest: bool = True):
+    """All rows as a pandas DataFrame; ``latest`` keeps the newest row per
+    (lesson, technique, model, dataset, machine), so re-running a notebook does not double count."""
+    import pandas as pd
+
+    p = Path(path) if path else default_path()
+    if not p.exists():
+        return pd.DataFrame(columns=list(COLUMNS))
+    with closing(_connect(p)) as con:
+        df = pd.read_sql_query("SELECT * FROM results ORDER BY id", con)
+    if latest and len(df):
+        keys = ["lesson", "technique", "model", "dataset", "machine"]
+        df = df.drop_duplicates(subset=keys, keep="last")
+    return df.drop(columns=["id"]).reset_index(drop=True)
+
+
+def export_csv(dest: str | Path, path: str | Path | None = None, latest: bool = True) -> Path:
+    """Write the ledger as CSV atomically (temp file + rename); returns ``dest``."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    read(path, latest=latest).to_csv(tmp, index=False)
+    os.replace(tmp, dest)
+    return dest

@@ -1,0 +1,188 @@
+"""What a model costs: parameters, non-zeros, bytes, FLOPs and latency.
+
+Works for torch modules and for scikit-learn estimators (size via pickle, latency via ``predict``).
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import statistics
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["count_params", "count_nonzero", "sparsity", "size_bytes", "compressed_size_bytes",
+           "flops", "latency", "Latency", "summarize"]
+
+
+def _module(model) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    return model
+
+
+def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Named weights as the model would be saved (pruning masks applied; buffers excluded)."""
+    out = {}
+    for name, t in model.state_dict().items():
+        if name.endswith("_mask"):
+            continue
+        if name.endswith("_orig"):  # torch.nn.utils.prune keeps weight_orig and weight_mask
+            base = name[: -len("_orig")]
+            mask = model.state_dict().get(base + "_mask")
+            t = t * mask if mask is not None else t
+            name = base
+        if not torch.is_tensor(t) or not (t.is_floating_point() or t.is_quantized):
+            continue  # packed params, step counters
+        if name.split(".")[-1].startswith("running_"):
+            continue  # batch-norm statistics are buffers, not weights
+        out[name] = t
+    return out
+
+
+def count_params(model) -> int:
+    """Trainable-weight count of a torch module (pruned weights still count: they are stored)."""
+    if hasattr(model, "get_params") and not isinstance(model, nn.Module):
+        raise TypeError("count_params needs a torch module; for scikit-learn use size_bytes")
+    return int(sum(t.numel() for t in _tensors(_module(model)).values()))
+
+
+def count_nonzero(model) -> int:
+    """Weights that are not exactly zero (after pruning masks are applied)."""
+    return int(sum(int(torch.count_nonzero(t)) for t in _tensors(_module(model)).values()))
+
+
+def sparsity(model, module_types: tuple[type, ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)) -> float:
+    """Fraction of zeros among the ``weight`` tensors of ``module_types`` layers (0-1)."""
+    _module(model)
+    zeros = total = 0
+    for m in model.modules():
+        if isinstance(m, module_types) and hasattr(m, "weight"):
+            w = m.weight.detach()
+            zeros += int((w == 0).sum())
+            total += w.numel()
+    if total == 0:
+        raise ValueError(f"model has no layers of types {[t.__name__ for t in module_types]}")
+    return zeros / total
+
+
+def _serialize(model) -> bytes:
+    if isinstance(model, (bytes, bytearray)):
+        return bytes(model)
+    if isinstance(model, (str, Path)):
+        path = Path(model)
+        if not path.is_file():
+            raise ValueError(f"model path {str(path)!r} is not a file")
+        return path.read_bytes()
+    if isinstance(model, nn.Module):
+        buf = io.BytesIO()
+        torch.save(model.state_dict(), buf)
+        return buf.getvalue()
+    if hasattr(model, "predict"):
+        return pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    raise TypeError(
+        "model must be a torch module, a scikit-learn estimator, bytes or a file path, "
+        f"got {type(model).__name__}"
+    )
+
+
+def size_bytes(model) -> int:
+    """Serialized size: ``torch.save(state_dict)``, pickle for scikit-learn, or a file's size."""
+    return len(_serialize(model))
+
+
+def compressed_size_bytes(model, level: int = 9) -> int:
+    """Size after zlib compression: what pruning's zeros save on disk or over the network."""
+    if not 0 <= level <= 9:
+        raise ValueError(f"level must be in [0, 9], got {level}")
+    return len(zlib.compress(_serialize(model), level))
+
+
+def flops(model: nn.Module, example: torch.Tensor) -> int:
+    """Floating-point operations of one forward pass on ``example`` (``torch.utils.flop_counter``).
+
+    A multiply-add counts as 2 FLOPs. Pruned (zeroed) weights still count: dense kernels run them.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    _module(model)
+    if not torch.is_tensor(example):
+        raise TypeError(f"example must be a torch tensor, got {type(example).__name__}")
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(example)
+    model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Wall-clock latency of repeated calls, after warm-up."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    repeats: int
+
+    @property
+    def spread_ms(self) -> float:
+        return self.p90_ms - self.p10_ms
+
+    def __str__(self) -> str:
+        return f"{self.median_ms:.3f} ms (p10-p90 {self.p10_ms:.3f}-{self.p90_ms:.3f}, n={self.repeats})"
+
+
+def latency(fn: Callable[[], object], warmup: int = 3, repeats: int = 20) -> Latency:
+    """Time ``fn()`` ``repeats`` times after ``warmup`` calls; median and 10th/90th percentiles.
+
+    Synchronizes CUDA around each call so GPU work is timed, not just queued.
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable (e.g. lambda: model(x)), got {type(fn).__name__}")
+    for name, value, low in (("warmup", warmup, 0), ("repeats", repeats, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    with torch.no_grad():
+        for _ in range(warmup):
+            fn()
+        times = []
+        for _ in range(repeats):
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times.append((time.perf_counter() - t0) * 1e3)
+    times.sort()
+    q = statistics.quantiles(times, n=10, method="inclusive") if repeats > 1 else [times[0]] * 9
+    return Latency(statistics.median(times), q[0], q[-1], repeats)
+
+
+def summarize(model, x_test, y_test, batch_size: int = 256, repeats: int = 20) -> dict:
+    """Accuracy, F1, latency (ms per batch of ``batch_size``), size and parameters of a model.
+
+    The keys match :mod:`greenlab.ledger` columns, so the dict can be logged as it is.
+    """
+    from .train import evaluate, predict
+
+    row = evaluate(model, x_test, y_test)
+    batch = np.asarray(x_test[:batch_size], dtype=np.float32)
+    if isinstance(model, nn.Module):
+        dev = next((p.device for p in model.parameters()), torch.device("cpu"))
+        xb = torch.as_tensor(batch).to(dev)
+        lat = latency(lambda: model(xb), repeats=repeats)
+        row.update(params=count_params(model), nonzero=count_nonzero(model))
+    else:
+        lat = latency(lambda: predict(model, batch), repeats=repeats)
+        row.update(params=None, nonzero=None)
+    row.update(latency_ms=lat.median_ms, latency_p90_ms=lat.p90_ms, batch_size=len(batch),
+               size_bytes=size_bytes(model))
+    return row
