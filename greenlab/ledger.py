@@ -99,6 +99,8 @@ def log(row: Mapping | None = None, path: str | Path | None = None, measurement=
 
     >>> log(lesson="01", technique="baseline", model="mlp", accuracy=0.66)  # doctest: +SKIP
     """
+    if row is not None and not isinstance(row, Mapping):
+        raise TypeError(f"row must be a mapping of column -> value, got {type(row).__name__}")
     data = dict(row or {}, **columns)
     if measurement is not None:
         data.update(energy_j=measurement.energy_j, energy_kind=measurement.kind,

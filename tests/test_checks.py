@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+import torch
+from torch.nn.utils import prune
+
+import greenlab as gl
+from greenlab import checks
+from greenlab.checks import CheckFailed
+
+
+def test_check_failed_is_an_assertion_error():
+    assert issubclass(CheckFailed, AssertionError)
+
+
+def test_sparsity_messages():
+    model = gl.models.mlp(10, (20,), 3)
+    prune.l1_unstructured(model[1], "weight", amount=0.45)
+    with pytest.raises(CheckFailed, match=r"expected >= 90% zeros in 1.weight, got 45.0%"):
+        checks.sparsity(model, at_least=0.9, layer="1")
+    assert checks.sparsity(model, at_least=0.4, layer="1") == pytest.approx(0.45)
+    with pytest.raises(CheckFailed, match="too much pruned"):
+        checks.sparsity(model, at_least=0.1, layer="1", at_most=0.3)
+    with pytest.raises(CheckFailed, match="model has no layer 'fc9'"):
+        checks.sparsity(model, at_least=0.1, layer="fc9")
+    with pytest.raises(CheckFailed, match="model is None"):
+        checks.sparsity(None, at_least=0.1)
+    with pytest.raises(CheckFailed, match="should be a torch.nn.Module, got str"):
+        checks.sparsity("model", at_least=0.1)
+
+
+def test_quantized_and_params_and_eval_mode():
+    model = gl.models.mlp(10, (20,), 3)
+    with pytest.raises(CheckFailed, match="no quantized layer"):
+        checks.quantized(model)
+    q = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    assert checks.quantized(q)
+    assert checks.params(model, at_most=1000) == 283
+    with pytest.raises(CheckFailed, match="expected at most 100 parameters, got 283"):
+        checks.params(model, at_most=100)
+    with pytest.raises(CheckFailed, match="at least 1,000 parameters"):
+        checks.params(model, at_least=1000)
+    model.train()
+    with pytest.raises(CheckFailed, match=r"call model.eval\(\)"):
+        checks.eval_mode(model)
+    checks.eval_mode(model.eval())
+
+
+def test_accuracy_check():
+    d = gl.data.load("digits")
+    model = gl.models.linear(64, 10)
+    with pytest.raises(CheckFailed, match=r"expected accuracy >= 90.0%, got"):
+        checks.accuracy(model, d.x_test, d.y_test, at_least=0.9)
+    with pytest.raises(CheckFailed, match="model is None"):
+        checks.accuracy(None, d.x_test, d.y_test, 0.5)
+
+
+def test_array_and_close():
+    a = checks.array(torch.zeros(2, 3), shape=(2, 3), dtype=np.floating)
+    assert a.shape == (2, 3)
+    with pytest.raises(CheckFailed, match=r"result should have shape \(3, 2\), got \(2, 3\)"):
+        checks.array(np.zeros((2, 3)), shape=(3, 2))
+    with pytest.raises(CheckFailed, match="should have dtype int64, got float64"):
+        checks.array(np.zeros(2), dtype=np.int64)
+    with pytest.raises(CheckFailed, match="should be an array, got list"):
+        checks.array([1, 2])
+    with pytest.raises(CheckFailed, match="x is None"):
+        checks.array(None, name="x")
+    checks.close(0.1 + 0.2, 0.3)
+    with pytest.raises(CheckFailed, match="kwh should be 1, got 1000"):
+        checks.close(1000.0, 1.0, name="kwh")
+    with pytest.raises(CheckFailed, match="2 of 3 values differ"):
+        checks.close([1, 5, 6], [1, 2, 3])
+    with pytest.raises(CheckFailed, match="should be numeric, got str"):
+        checks.close("abc", 1.0)
+    with pytest.raises(CheckFailed, match="should have shape"):
+        checks.close([1, 2], [1, 2, 3])
+    assert "passed" in checks.passed("q1")

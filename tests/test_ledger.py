@@ -1,0 +1,140 @@
+import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from greenlab import ledger
+from greenlab.meters import ReplayMeter
+
+
+def row(**kw):
+    base = dict(lesson="01", technique="baseline", model="mlp", dataset="mnist1d", accuracy=0.66)
+    base.update(kw)
+    return base
+
+
+def test_log_and_read_roundtrip(tmp_path):
+    path = tmp_path / "l.sqlite"
+    stored = ledger.log(row(f1=0.65, latency_ms=0.2, size_bytes=1234, params=14_000), path=path)
+    assert stored["machine"] == ledger.machine()
+    df = ledger.read(path)
+    assert len(df) == 1
+    assert df.loc[0, "accuracy"] == pytest.approx(0.66)
+    assert list(df.columns) == list(ledger.COLUMNS)
+
+
+def test_measurement_fills_energy_and_its_provenance(tmp_path):
+    meter = ReplayMeter([(1.0, 2.0)])
+    with meter.measure("train") as m:
+        pass
+    stored = ledger.log(row(), path=tmp_path / "l.sqlite", measurement=m)
+    assert stored["energy_j"] == pytest.approx(m.energy_j)
+    assert stored["energy_kind"] == "estimated" and stored["energy_source"] == "estimate"
+
+
+def test_numpy_scalars_are_accepted(tmp_path):
+    stored = ledger.log(row(accuracy=np.float32(0.5), params=np.int64(10)), path=tmp_path / "l.sqlite")
+    assert stored["accuracy"] == pytest.approx(0.5) and stored["params"] == 10
+
+
+def test_latest_keeps_newest_per_key(tmp_path):
+    path = tmp_path / "l.sqlite"
+    ledger.log(row(accuracy=0.5), path=path)
+    ledger.log(row(accuracy=0.6), path=path)
+    ledger.log(row(model="cnn", accuracy=0.9), path=path)
+    assert len(ledger.read(path, latest=False)) == 3
+    latest = ledger.read(path)
+    assert sorted(latest["accuracy"]) == [0.6, 0.9]
+
+
+def test_read_missing_file_is_empty(tmp_path):
+    assert ledger.read(tmp_path / "none.sqlite").empty
+
+
+def test_default_path_from_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("GREENLAB_LEDGER", str(tmp_path / "x.sqlite"))
+    ledger.log(row())
+    assert (tmp_path / "x.sqlite").exists() and len(ledger.read()) == 1
+
+
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [
+        (row(lesson=""), ValueError, r"row\['lesson'\] must be a non-empty string"),
+        (row(colour="green"), ValueError, "unknown columns"),
+        (row(accuracy=91.0), ValueError, r"row\['accuracy'\] must be a fraction"),
+        (row(energy_j=-1.0), ValueError, r"row\['energy_j'\] must be a finite number >= 0"),
+        (row(latency_ms=math.nan), ValueError, "finite"),
+        (row(params="many"), TypeError, r"row\['params'\] must be a number"),
+    ],
+)
+def test_bad_rows_are_rejected_with_clear_errors(tmp_path, bad, error, match):
+    with pytest.raises(error, match=match):
+        ledger.log(bad, path=tmp_path / "l.sqlite")
+    assert not (tmp_path / "l.sqlite").exists() or ledger.read(tmp_path / "l.sqlite").empty
+
+
+def test_row_must_be_mapping(tmp_path):
+    with pytest.raises(TypeError, match="row must be a mapping"):
+        ledger.log([("lesson", "01")], path=tmp_path / "l.sqlite")
+
+
+def test_export_csv_is_atomic_and_complete(tmp_path):
+    path = tmp_path / "l.sqlite"
+    for i in range(3):
+        ledger.log(row(model=f"m{i}"), path=path)
+    out = ledger.export_csv(tmp_path / "out" / "results.csv", path=path)
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("lesson,technique,model") and len(lines) == 4
+    assert not list(out.parent.glob(".*tmp"))
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    from greenlab import ledger
+    path, name, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    for i in range(n):
+        ledger.log(lesson="01", technique="t", model=f"{name}-{i}", accuracy=0.5, path=path)
+""")
+
+
+def test_two_processes_appending_at_once_lose_nothing(tmp_path):
+    path = tmp_path / "l.sqlite"
+    script = tmp_path / "w.py"
+    script.write_text(WRITER)
+    procs = [subprocess.Popen([sys.executable, str(script), str(path), name, "40"])
+             for name in ("a", "b")]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    df = ledger.read(path, latest=False)
+    assert len(df) == 80 and df["model"].nunique() == 80
+
+
+def test_kill_mid_write_leaves_a_readable_file(tmp_path):
+    path = tmp_path / "l.sqlite"
+    script = tmp_path / "w.py"
+    script.write_text(WRITER)
+    proc = subprocess.Popen([sys.executable, str(script), str(path), "k", "100000"])
+    deadline = time.time() + 60
+    while time.time() < deadline:  # wait until it is writing
+        if path.exists():
+            try:
+                if len(ledger.read(path, latest=False)) > 20:
+                    break
+            except Exception:
+                pass
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    df = ledger.read(path, latest=False)
+    assert len(df) > 20
+    with sqlite3.connect(path) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    ledger.log(row(model="after-crash"), path=path)  # still writable
+    assert "after-crash" in set(ledger.read(path)["model"])

@@ -1,0 +1,27 @@
+import subprocess
+import sys
+
+import greenlab
+
+
+def test_public_surface_is_small_and_resolves():
+    assert len(greenlab.__all__) <= 25
+    for name in greenlab.__all__:
+        assert getattr(greenlab, name) is not None
+    assert "measure" in dir(greenlab)
+
+
+def test_import_has_no_side_effects():
+    code = ("import sys, greenlab; heavy = [m for m in ('torch', 'tensorflow', 'mnist1d', 'codecarbon') "
+            "if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]" and out.stderr == ""
+
+
+def test_unknown_attribute():
+    try:
+        greenlab.nope  # noqa: B018
+    except AttributeError as exc:
+        assert "no attribute 'nope'" in str(exc)
+    else:
+        raise AssertionError("expected AttributeError")

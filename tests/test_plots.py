@@ -1,0 +1,47 @@
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from greenlab import plots  # noqa: E402
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    cost = [1.0, 2.0, 3.0, 2.0, 4.0]
+    score = [0.5, 0.8, 0.9, 0.7, 0.85]
+    np.testing.assert_array_equal(plots.pareto_front(cost, score), [True, True, True, False, False])
+    assert plots.pareto_front([1.0, 1.0], [0.5, 0.5]).all()  # ties dominate no one
+
+
+def test_pareto_front_bad_input():
+    with pytest.raises(ValueError, match="same length"):
+        plots.pareto_front([1, 2], [1])
+    with pytest.raises(ValueError, match="NaN"):
+        plots.pareto_front([1, np.nan], [1, 2])
+
+
+def test_plot_pareto_draws_hollow_estimates():
+    df = pd.DataFrame({"technique": ["a", "b", "c"], "energy_j": [1.0, 2.0, 3.0],
+                       "accuracy": [0.5, 0.9, 0.8],
+                       "energy_kind": ["estimated", "measured", "estimated"]})
+    ax = plots.plot_pareto(df)
+    assert ax.get_xlabel() == "energy (J)" and ax.get_ylabel() == "test accuracy"
+    faces = [c.get_facecolors() for c in ax.collections if len(c.get_offsets())]
+    hollow = sum(1 for f in faces if len(f) == 0 or f[0][3] == 0)
+    assert hollow == 2
+    labels = ax.get_legend_handles_labels()[1]
+    assert "Pareto front" in labels and "hollow = estimated energy" in labels
+    with pytest.raises(ValueError, match="no column"):
+        plots.plot_pareto(df, x="joules")
+    with pytest.raises(ValueError, match="no rows"):
+        plots.plot_pareto(df.assign(energy_j=np.nan))
+
+
+def test_plot_tradeoff_labels_units():
+    df = pd.DataFrame({"sparsity": [0.0, 0.5, 0.9], "accuracy": [0.9, 0.89, 0.85]})
+    ax = plots.plot_tradeoff(df, x="sparsity", baseline=0.9)
+    assert ax.get_xlabel().startswith("sparsity (fraction")
+    with pytest.raises(ValueError, match="no column"):
+        plots.plot_tradeoff(df, x="rank")
