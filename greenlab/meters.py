@@ -340,33 +340,35 @@ class Meter:
             self.status["estimate"] = "always: " + self.power_model.describe()
 
     # -- windows
-    def begin(self, name: str) -> None:
-        """Open a window called ``name`` (windows may nest; names must differ)."""
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"name must be a non-empty string, got {name!r}")
-        if name in self._open:
-            raise ValueError(f"a window named {name!r} is already open; end it or pick another name")
+    def _snapshot(self) -> _Window:
+        """Clocks and counters now (after letting queued GPU work finish)."""
         _cuda_sync()
         counters = {}
         if self._rapl:
             counters["rapl"] = self._rapl.read()
         if self._nvml:
             counters["nvml"] = self._nvml.read()
-        self._open[name] = _Window(self._clock(), self._cpu_clock(), counters)
+        return _Window(self._clock(), self._cpu_clock(), counters)
+
+    def _take(self, name: str) -> _Window:
+        if name not in self._open:
+            raise ValueError(f"no open window named {name!r}; open ones: {sorted(self._open)}")
+        return self._open.pop(name)
+
+    def begin(self, name: str) -> None:
+        """Open a window called ``name`` (windows may nest; names must differ)."""
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"name must be a non-empty string, got {name!r}")
+        if name in self._open:
+            raise ValueError(f"a window named {name!r} is already open; end it or pick another name")
+        self._open[name] = self._snapshot()
 
     def end(self, name: str) -> Measurement:
         """Close the window ``name`` and return its :class:`Measurement`."""
-        if name not in self._open:
-            raise ValueError(f"no open window named {name!r}; open ones: {sorted(self._open)}")
-        _cuda_sync()
-        stop = {}
-        if self._rapl:
-            stop["rapl"] = self._rapl.read()
-        if self._nvml:
-            stop["nvml"] = self._nvml.read()
-        t1, c1 = self._clock(), self._cpu_clock()
-        w = self._open.pop(name)
-        return self._result(name, t1 - w.t0, c1 - w.c0, w.counters, stop)
+        start = self._take(name)
+        stop = self._snapshot()
+        return self._result(name, stop.t0 - start.t0, stop.c0 - start.c0, start.counters,
+                            stop.counters)
 
     @contextmanager
     def measure(self, name: str) -> Iterator[Measurement]:
@@ -457,19 +459,13 @@ class ReplayMeter(Meter):
         self._replay = list(windows)
         self.counter_w = counter_w
 
-    def begin(self, name: str) -> None:
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"name must be a non-empty string, got {name!r}")
-        if name in self._open:
-            raise ValueError(f"a window named {name!r} is already open; end it or pick another name")
-        self._open[name] = _Window(0.0, 0.0)
+    def _snapshot(self) -> _Window:
+        return _Window(0.0, 0.0)
 
     def end(self, name: str) -> Measurement:
-        if name not in self._open:
-            raise ValueError(f"no open window named {name!r}; open ones: {sorted(self._open)}")
+        self._take(name)
         if not self._replay:
             raise ValueError("ReplayMeter ran out of recorded windows")
-        self._open.pop(name)
         time_s, cpu_s = self._replay.pop(0)
         m = self._result(name, time_s, cpu_s, {}, {})
         if self.counter_w is None:
