@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 __all__ = ["setup", "device", "check", "report", "RunInfo", "REQUIREMENTS"]
 
-# (import name, distribution name, minimum version, which lessons need it)
+# (import name, distribution name, minimum version, which lessons need it): pyproject's runtime
+# dependencies, same minimums (tests/test_env.py keeps them in step).
 REQUIREMENTS: tuple[tuple[str, str, str, str], ...] = (
     ("numpy", "numpy", "1.26", "all"),
     ("torch", "torch", "2.3", "all"),
@@ -24,15 +25,26 @@ REQUIREMENTS: tuple[tuple[str, str, str, str], ...] = (
     ("seaborn", "seaborn", "0.13", "plots"),
     ("pandas", "pandas", "2.0", "ledger"),
     ("ipywidgets", "ipywidgets", "8.0", "sliders (02, 05)"),
+    ("tqdm", "tqdm", "4.60", "all (progress bars)"),
+    ("psutil", "psutil", "5.9", "all (env report, bench)"),
     ("codecarbon", "codecarbon", "2.8", "00"),
     ("tensorflow", "tensorflow", "2.16", "02, 03, 10"),
+    ("tf_keras", "tf-keras", "2.16", "02, 03"),
     ("tensorflow_model_optimization", "tensorflow-model-optimization", "0.8", "02, 03"),
+    ("ai_edge_litert", "ai-edge-litert", "1.0", "03, 10"),
     ("onnx", "onnx", "1.16", "03, 10"),
+    ("onnxscript", "onnxscript", "0.2", "03, 10"),
     ("onnxruntime", "onnxruntime", "1.18", "03, 10"),
     ("otter", "otter-grader", "6.0", "exercises"),
+    ("nbformat", "nbformat", "5.9", "exercises, tools"),
+    ("nbclient", "nbclient", "0.10", "exercises, bench"),
+    ("ipykernel", "ipykernel", "6.0", "all (the kernel)"),
 )
+MIN_PYTHON = (3, 10)
+# What reinstalls everything at the versions behind the committed outputs.
+FIX_ALL = "in the repository: make lab  (or: pip install -c constraints.txt -e '.[lab,dev]')"
 
-_HEAVY = {"tensorflow", "tensorflow_model_optimization"}  # imported only when asked: ~3 s, ~0.5 GB
+_HEAVY = {"tensorflow", "tf_keras", "tensorflow_model_optimization"}  # only on request: ~3 s, ~0.5 GB
 
 
 @dataclass
@@ -92,7 +104,11 @@ def setup(seed: int = 0, threads: int = 2, quiet: bool = False) -> RunInfo:
         threads: intra-op threads for torch (the course is sized for 2 cores, like Binder).
         quiet: do not print the one-line summary.
     """
-    import torch
+    try:
+        import torch
+    except ImportError as exc:  # the one dependency nothing works without: say how to get it
+        raise ImportError(f"greenlab needs PyTorch, which does not import here ({exc}). "
+                          f"Fix: pip install 'torch>=2.3'  ({FIX_ALL})") from None
 
     _check_int("seed", seed, 0)
     _check_int("threads", threads, 1)
@@ -113,6 +129,7 @@ def setup(seed: int = 0, threads: int = 2, quiet: bool = False) -> RunInfo:
     if not any(status.get(s, "").startswith("readable") for s in ("rapl", "nvml")):
         info.notes.append("no energy counters here (no RAPL/NVML): energies are estimated "
                           "from CPU time; see lesson 00")
+    info.notes += check(imports=False)  # missing / too old packages, each with its fix (~30 ms)
     if not quiet:
         print(info)
     return info
@@ -138,43 +155,64 @@ def _older(version: str, minimum: str) -> bool:
     return key(version) < key(minimum)
 
 
-def check(import_heavy: bool = False) -> list[str]:
-    """Problems with the installed packages, each with the command that fixes it.
+def _python_version() -> tuple[int, ...]:
+    return tuple(sys.version_info[:3])
 
-    Returns an empty list when all is well. Heavy packages (TensorFlow) are only looked up, not
-    imported, unless ``import_heavy`` is true.
+
+def check(import_heavy: bool = False, imports: bool = True) -> list[str]:
+    """Problems with Python and the installed packages, each with the command that fixes it.
+
+    Args:
+        import_heavy: also import TensorFlow and friends (~3 s) to catch broken installs.
+        imports: import the light packages too; ``False`` only reads installed versions (fast).
+    Returns:
+        One message per problem ("onnx is missing (...). Fix: pip install ..."); empty when all is well.
     """
     problems = []
-    fix = "pip install -c constraints.txt -e '.[lab,dev]'  (or: make lab)"
+    py = _python_version()
+    if py[:2] < MIN_PYTHON:
+        need = ".".join(map(str, MIN_PYTHON))
+        problems.append(f"python {'.'.join(map(str, py))} is older than {need}: install Python "
+                        f"3.11 (or {need}+) and recreate the environment ({FIX_ALL})")
     for module, dist, minimum, lessons in REQUIREMENTS:
         version = _version(dist)
         if version is None:
-            problems.append(f"{dist} is missing (needed by lessons {lessons}): {fix}")
+            problems.append(f"{dist} is missing (needed by lessons {lessons}). "
+                            f"Fix: pip install '{dist}>={minimum}'  ({FIX_ALL})")
             continue
         if _older(version, minimum):
-            problems.append(
-                f"{dist} {version} is older than {minimum} (lessons {lessons}): "
-                f"pip install '{dist}>={minimum}'"
-            )
+            problems.append(f"{dist} {version} is older than {minimum} (lessons {lessons}). "
+                            f"Fix: pip install -U '{dist}>={minimum}'  ({FIX_ALL})")
             continue
-        if module not in _HEAVY or import_heavy:
+        if imports and (module not in _HEAVY or import_heavy):
             try:
                 importlib.import_module(module)
             except Exception as exc:  # a broken install, not a missing one
-                problems.append(f"{dist} {version} is installed but fails to import ({exc}): {fix}")
+                problems.append(
+                    f"{dist} {version} is installed but fails to import "
+                    f"({type(exc).__name__}: {exc}). "
+                    f"Fix: pip install --force-reinstall '{dist}=={version}'  ({FIX_ALL})"
+                )
     return problems
 
 
-def report(import_heavy: bool = False) -> str:
-    """A plain-text report: python, packages, CPU/GPU, energy sources, and problems."""
-    import psutil
+def report(import_heavy: bool = False, problems: list[str] | None = None) -> str:
+    """A plain-text report: python, packages, CPU/GPU, energy sources, and problems.
 
+    ``problems`` reuses a :func:`check` result instead of checking again.
+    """
     from . import meters
 
+    try:
+        import psutil
+
+        ram = f", {psutil.virtual_memory().total / 2**30:.1f} GiB RAM"
+    except ImportError:
+        ram = ", RAM unknown (psutil missing)"
     lines = [
         f"python      {sys.version.split()[0]} ({platform.platform()})",
         f"cpu         {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} logical cores, {psutil.virtual_memory().total / 2**30:.1f} GiB RAM",
+        f"{os.cpu_count()} logical cores{ram}",
     ]
     try:
         import torch
@@ -189,12 +227,22 @@ def report(import_heavy: bool = False) -> str:
     lines.append("energy sources")
     for name, status in meters.available_sources().items():
         lines.append(f"  {name:12s} {status}")
-    problems = check(import_heavy=import_heavy)
+    if problems is None:
+        problems = check(import_heavy=import_heavy)
     lines.append("problems" if problems else "problems    none")
     lines += [f"  - {p}" for p in problems]
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # python -m greenlab.env
-    print(report(import_heavy="--import" in sys.argv))
-    sys.exit(1 if check() else 0)
+def main(argv: list[str] | None = None) -> int:
+    """``python -m greenlab.env [--import]``: print the report; exit 1 when something needs fixing."""
+    heavy = "--import" in (sys.argv[1:] if argv is None else argv)
+    problems = check(import_heavy=heavy)
+    print(report(import_heavy=heavy, problems=problems))
+    if problems:
+        print(f"\n{len(problems)} problem(s): run the Fix command of each, then python -m greenlab.env")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

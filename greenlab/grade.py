@@ -1,18 +1,39 @@
-"""Grading support for the exercise notebooks (otter-grader masters in ``solutions/``).
+"""Grading of the exercise notebooks, built on otter-grader.
 
-``run_question`` executes one question's test cells from a master notebook against answers you pass
-in: the tests in ``tests/test_exercises_*.py`` use it to prove that wrong answers are rejected.
+* ``question_tests`` / ``run_question``: run one question's tests of a master notebook against answers
+  you pass in (``tests/test_exercises_*.py`` use them to prove that wrong answers are rejected).
+* ``notebook``: the ``grader`` of an exercise notebook (``grader.check("q1")``), also on Colab.
+* ``assign`` / ``autograder``: ``otter assign`` a master (``solutions/NN_name.ipynb``) into the
+  learner's notebook and the autograder zip (cached under ``build/autograder/``).
+* ``grade`` / ``python -m greenlab.grade PATH [--timeout S] [--json OUT]``: grade a learner's notebook
+  with ``otter run`` in a fresh kernel, offline, within a timeout, on a copy (the learner's file is
+  only read); print a score table and write it as JSON beside the notebook (``NN_name.grade.json``).
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import hashlib
+import json
+import os
 import re
-from dataclasses import dataclass
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["TestResult", "question_tests", "run_question"]
+__all__ = ["TestResult", "question_tests", "run_question", "notebook", "Assigned", "assign",
+           "autograder", "find_master", "TaskScore", "Report", "grade", "main"]
 
 _QUESTION = re.compile(r"#\s*BEGIN QUESTION\s*\n(?:.*\n)*?\s*name:\s*(\S+)", re.M)
+_BLOCK = re.compile(r"#\s+(BEGIN|END)\s+(QUESTION|SOLUTION|TESTS|PROMPT)\b", re.I)
+_IN_CELL_SOLUTION = re.compile(r"#\s*(BEGIN SOLUTION|SOLUTION\s*$)", re.M)
+_PYTHON3 = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+_PREPARE_VERSION = "1"  # bump when _prepare_master changes, so cached autograder zips are rebuilt
 
 
 @dataclass(frozen=True)
@@ -73,3 +94,415 @@ def run_question(master: str | Path, question: str, answers: dict) -> list[TestR
         else:
             results.append(TestResult(question, i, hidden, True, ""))
     return results
+
+
+# --- in the learner's notebook --------------------------------------------------------------------
+
+def notebook(name: str):
+    """The ``otter.Notebook`` behind ``grader.check("q1")`` in exercise ``name`` (e.g. "02_pruning.ipynb").
+
+    Locally and on Binder the public tests are read from the notebook file's metadata (a renamed
+    copy is found by its otter assignment name). On Colab the notebook is not a file, and otter
+    refuses metadata tests there (otter-grader issues 630, 901): the tests are taken from the open
+    notebook through Colab's frontend and written to a temporary folder of test files.
+    """
+    import otter
+
+    if "google.colab" not in sys.modules:
+        path = Path(name)
+        if not path.is_file():
+            found = [p for p in sorted(Path().glob("*.ipynb")) if _assignment_name(p) == path.stem]
+            if not found and not getattr(otter.Notebook, "_grading_mode", False):
+                raise FileNotFoundError(f"no notebook {name!r} in {Path.cwd()}: open the exercise "
+                                        "from its folder (exercises/) so its checks can be read")
+            path = found[0] if found else path
+        return otter.Notebook(str(path)) if path.is_file() else otter.Notebook()
+    from google.colab import _message  # only exists on Colab
+
+    nb = _message.blocking_request("get_ipynb", request="", timeout_sec=30) or {}
+    tests = nb.get("ipynb", {}).get("metadata", {}).get("otter", {}).get("tests")
+    if not tests:
+        raise RuntimeError("could not read this notebook's checks from Colab: save it (Ctrl+S), "
+                           "then run this cell again")
+    tests_dir = Path(tempfile.mkdtemp(prefix="greenlab-tests-"))
+    for question, source in tests.items():
+        (tests_dir / f"{question}.py").write_text(source, encoding="utf-8")
+    return otter.Notebook(tests_dir=str(tests_dir))
+
+
+def _assignment_name(path: Path) -> str | None:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
+        return meta.get("otter", {}).get("assignment_name")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+# --- master -> learner's notebook + autograder zip ------------------------------------------------
+
+@dataclass(frozen=True)
+class Assigned:
+    """What ``otter assign`` made of a master: the learner's notebook and the autograder zip."""
+
+    student: Path
+    autograder: Path
+
+
+def _prepare_master(nb, name: str) -> None:
+    """Make a master ready for ``otter assign``, in place (the master file itself is untouched).
+
+    Names the assignment (so a notebook is only graded by its own autograder), adds a python3
+    kernelspec when missing, and wraps a solution cell that carries only in-cell markers
+    (``# BEGIN SOLUTION`` inside a question, the short form in CONTRIBUTING.md) in otter's raw
+    ``# BEGIN SOLUTION`` / ``# END SOLUTION`` cells: otter strips solutions only inside such a
+    block, and would otherwise ship the solution to learners in a locked cell.
+    """
+    import nbformat
+
+    nb.metadata.setdefault("kernelspec", dict(_PYTHON3))
+    cells, stack = [], []
+    for cell in nb.cells:
+        src = cell.source.strip()
+        block = _BLOCK.match(src) if cell.cell_type == "raw" else None
+        if cell.cell_type == "raw" and src.startswith("# ASSIGNMENT CONFIG"):
+            if not re.search(r"^name:", src, re.M):
+                cell.source = f"{src}\nname: {name}"
+        elif block and block.group(1).upper() == "BEGIN":
+            stack.append(block.group(2).upper())
+        elif block and stack:
+            stack.pop()
+        elif (cell.cell_type == "code" and stack == ["QUESTION"]
+              and _IN_CELL_SOLUTION.search(cell.source)):
+            cells += [nbformat.v4.new_raw_cell("# BEGIN SOLUTION"), cell,
+                      nbformat.v4.new_raw_cell("# END SOLUTION")]
+            continue
+        cells.append(cell)
+    nb.cells = cells
+
+
+def assign(master: str | Path, out_dir: str | Path) -> Assigned:
+    """Run ``otter assign`` (no PDFs, tests not re-run: nbval runs the masters) into ``out_dir``."""
+    import nbformat
+    from otter.assign import main as otter_assign
+
+    master = Path(master).resolve()
+    if not master.is_file() or master.suffix != ".ipynb":
+        raise ValueError(f"master must be an existing .ipynb file, got {str(master)!r}")
+    out = Path(out_dir).resolve()
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "master").mkdir(parents=True)
+    nb = nbformat.read(master, as_version=4)
+    _prepare_master(nb, master.stem)
+    nbformat.write(nb, out / "master" / master.name)
+    with contextlib.redirect_stdout(sys.stderr):
+        otter_assign(str(out / "master" / master.name), str(out / "dist"), no_pdfs=True,
+                     no_run_tests=True)
+    zips = sorted((out / "dist" / "autograder").glob("*.zip"))
+    if len(zips) != 1:
+        raise RuntimeError(f"otter assign made {len(zips)} autograder zips for {master.name}")
+    return Assigned(out / "dist" / "student" / master.name, zips[0])
+
+
+def autograder(master: str | Path, build_dir: str | Path | None = None,
+               zip_path: str | Path | None = None) -> Path:
+    """The autograder zip of ``master``, rebuilt only when the master (or otter) changed.
+
+    Args:
+        master: the master notebook, e.g. ``solutions/02_pruning.ipynb``.
+        build_dir: where zips are kept; default ``build/autograder`` beside ``solutions/``
+            (a temporary folder for a master elsewhere).
+        zip_path: a zip ``assign`` just made from this master, stored instead of rebuilding.
+    """
+    import otter
+
+    master = Path(master).resolve()
+    if not master.is_file():
+        raise ValueError(f"master must be an existing notebook file, got {str(master)!r}")
+    if build_dir is None:  # the repository's build/ for its solutions/, else a temporary folder
+        build_dir = (master.parent.parent / "build" if master.parent.name == "solutions"
+                     else Path(tempfile.gettempdir()) / "greenlab-build") / "autograder"
+    build = Path(build_dir)
+    key = master.read_bytes() + f"{_PREPARE_VERSION} {otter.__version__}".encode()
+    target = build / f"{master.stem}-{hashlib.sha256(key).hexdigest()[:12]}.zip"
+    if target.is_file():
+        return target
+    build.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="greenlab-assign-") as tmp:
+        made = Path(zip_path) if zip_path else assign(master, tmp).autograder
+        for old in build.glob(f"{master.stem}-*.zip"):
+            if old != target:
+                old.unlink(missing_ok=True)
+        partial = target.with_suffix(".part")
+        shutil.copyfile(made, partial)
+        os.replace(partial, target)
+    return target
+
+
+def find_master(notebook: str | Path, name: str | None = None) -> Path:
+    """``solutions/<name>.ipynb`` in a folder above ``notebook`` or above the working directory."""
+    path = Path(notebook).resolve()
+    name = name or path.stem
+    for folder in [path.parent, *path.parents, Path.cwd(), *Path.cwd().parents]:
+        candidate = folder / "solutions" / f"{name}.ipynb"
+        if candidate.is_file():
+            return candidate
+    raise ValueError(f"no master solutions/{name}.ipynb found above {str(path.parent)!r} or the "
+                     "working directory: pass --master or --autograder")
+
+
+# --- grading --------------------------------------------------------------------------------------
+
+@dataclass
+class TaskScore:
+    """One row of the score table."""
+
+    task: str
+    points: float
+    max: float
+    passed: bool
+    message: str = ""
+
+
+@dataclass
+class Report:
+    """The score table of one graded notebook.
+
+    ``status`` is "graded", "timeout" (killed after ``timeout_s``), "invalid" (not a notebook) or
+    "error" (otter could not grade it); in every case each task has a row, with the reason.
+    """
+
+    notebook: str
+    assignment: str
+    status: str
+    tasks: list[TaskScore]
+    notes: list[str] = field(default_factory=list)
+    time_s: float = 0.0
+
+    @property
+    def score(self) -> float:
+        return sum(t.points for t in self.tasks)
+
+    @property
+    def max_score(self) -> float:
+        return sum(t.max for t in self.tasks)
+
+    def to_dict(self) -> dict:
+        return {"notebook": self.notebook, "assignment": self.assignment, "status": self.status,
+                "score": self.score, "max_score": self.max_score, "time_s": round(self.time_s, 1),
+                "tasks": [asdict(t) for t in self.tasks], "notes": self.notes}
+
+    def table(self) -> str:
+        rows = [("task", "points", "max", "passed", "message")]
+        rows += [(t.task, f"{t.points:g}", f"{t.max:g}", "yes" if t.passed else "no", t.message)
+                 for t in self.tasks]
+        rows.append(("total", f"{self.score:g}", f"{self.max_score:g}", "", ""))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4] for r in rows]
+        return "\n".join(line.rstrip() for line in [*lines, *(f"note: {n}" for n in self.notes)])
+
+
+def _questions(zip_path: Path) -> dict[str, float]:
+    """``{question: max points}`` from the test files in an autograder zip."""
+    import zipfile
+
+    from otter.test_files import ExceptionTestFile
+
+    out = {}
+    with zipfile.ZipFile(zip_path) as zf:
+        for member in sorted(zf.namelist()):
+            if re.fullmatch(r"tests/[^/]+\.py", member):
+                test = ExceptionTestFile.from_string(zf.read(member).decode(), path=member)
+                out[test.name] = float(test.possible)
+    return out
+
+
+def _exception_line(message: str) -> str:
+    """``"CheckFailed: expected ..."`` out of otter's "Error at line N in test q1: ..." text."""
+    lines = [line.strip() for line in (message or "").strip().splitlines() if line.strip()]
+    text = lines[-1] if lines else "failed"
+    for i in range(len(lines) - 1, -1, -1):
+        if re.match(r"[A-Za-z_][\w.]*(Error|Exception|Failed|Interrupt|Exit)\b", lines[i]):
+            text = " ".join(lines[i:])
+            break
+    if re.search(r"NoneType'? object is not callable", text):  # otter passes None for a missing name
+        text += " (a function this task needs is not defined: was its cell deleted or not run?)"
+    return text[:300]
+
+
+def _child(submission: str, zip_path: str, out_dir: str) -> None:
+    """Runs in the grading subprocess: ``otter run``, then a compact summary for the parent."""
+    from otter.run import main as otter_run
+
+    results = otter_run(submission, autograder=zip_path, output_dir=out_dir, no_logo=True)
+    tasks = {}
+    for name, test_file in results.results.items():
+        failed = [_exception_line(r.message) for r in test_file.test_case_results if not r.passed]
+        tasks[name] = {"points": float(test_file.score), "messages": list(dict.fromkeys(failed))}
+    errors = []
+    for cell in getattr(results.notebook, "cells", None) or []:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                first = cell.source.strip().splitlines()[0][:60] if cell.source.strip() else ""
+                errors.append(f"a cell raised {out.get('ename')}: {str(out.get('evalue'))[:200]}"
+                              f" (cell starting {first!r})")
+    failure = getattr(results, "_catastrophic_error", None)  # e.g. the kernel died
+    summary = {"tasks": tasks, "errors": errors, "failure": repr(failure) if failure else ""}
+    Path(out_dir, "greenlab.json").write_text(json.dumps(summary), encoding="utf-8")
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """Kill the grading process, its group and its kernel (which runs in a session of its own)."""
+    import psutil
+
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        children = []
+    if hasattr(os, "killpg"):
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, 9)
+    proc.kill()
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    proc.wait()
+
+
+def _run_otter(submission: Path, zip_path: Path, out: Path, timeout_s: float) -> tuple[str, str]:
+    env = {**os.environ, "MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "3",
+           "GREENLAB_LEDGER": str(out / "ledger.sqlite")}  # grading runs stay out of your ledger
+    code = "import sys; from greenlab.grade import _child; _child(*sys.argv[1:])"
+    with open(out / "otter.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-c", code, str(submission), str(zip_path), str(out)],
+                                cwd=submission.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_tree(proc)
+            return "timeout", (f"not finished after {timeout_s:g} s and stopped (an endless loop? "
+                               "a long training run? --timeout raises the limit)")
+    if not (out / "greenlab.json").is_file():
+        tail = (out / "otter.log").read_text(errors="replace").strip().splitlines()[-1:] or [""]
+        return "error", f"otter could not grade this notebook (exit {proc.returncode}): {tail[0][:300]}"
+    return "graded", ""
+
+
+def _check_notebook(path: Path) -> str:
+    """Empty when ``path`` reads as a Jupyter notebook, else why not."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as exc:  # malformed JSON, not a notebook, wrong encoding...
+        return f"not a valid notebook ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+    if not isinstance(nb.get("cells"), list):
+        return "not a valid notebook (no cells)"
+    return ""
+
+
+def _write_json(data: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+        f.write("\n")
+    os.replace(partial, path)
+
+
+def grade(path: str | Path, *, master: str | Path | None = None,
+          autograder_zip: str | Path | None = None, timeout_s: float = 300.0,
+          json_path: str | Path | None = None, build_dir: str | Path | None = None) -> Report:
+    """Grade one notebook with ``otter run`` on a copy of it; write the report as JSON.
+
+    Args:
+        path: the learner's notebook (only read, never modified).
+        master: its master; default ``solutions/<assignment name>.ipynb`` found above it.
+        autograder_zip: an otter autograder zip to use instead of building one from ``master``.
+        timeout_s: the whole run (fresh kernel, every cell, every test) is stopped after this.
+        json_path: where to write the report; default ``<notebook stem>.grade.json`` beside it.
+        build_dir: where autograder zips are cached (see ``autograder``).
+
+    Returns:
+        The report; a notebook that raises, never ends or is not valid JSON still gets one.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path must be an existing notebook file, got {str(path)!r}")
+    if timeout_s <= 0:
+        raise ValueError(f"timeout_s must be > 0 seconds, got {timeout_s}")
+    named = _assignment_name(path)
+    name = named or path.stem
+    if autograder_zip is None:
+        autograder_zip = autograder(master or find_master(path, name), build_dir)
+    zip_path = Path(autograder_zip).resolve()
+    if not zip_path.is_file():
+        raise ValueError(f"autograder_zip must be an existing zip file, got {str(zip_path)!r}")
+    maxima = _questions(zip_path)
+    start = time.perf_counter()
+    summary, notes = {"tasks": {}, "errors": []}, []
+    reason = _check_notebook(path)
+    status = "invalid" if reason else "graded"
+    if not reason:
+        with tempfile.TemporaryDirectory(prefix="greenlab-grade-") as tmp:
+            submission = Path(tmp, "submission", f"{name}.ipynb")
+            submission.parent.mkdir()
+            shutil.copyfile(path, submission)
+            if not named:  # e.g. a master graded as a submission: named after its file
+                data = json.loads(submission.read_text(encoding="utf-8"))
+                data.setdefault("metadata", {}).setdefault("otter", {})["assignment_name"] = name
+                submission.write_text(json.dumps(data), encoding="utf-8")
+            out = Path(tmp, "out")
+            out.mkdir()
+            status, reason = _run_otter(submission, zip_path, out, timeout_s)
+            if status == "graded":
+                summary = json.loads((out / "greenlab.json").read_text(encoding="utf-8"))
+                notes = summary["errors"] + ([summary["failure"]] if summary["failure"] else [])
+    tasks = []
+    for question, max_points in maxima.items():
+        got = summary["tasks"].get(question)
+        if got is None:
+            tasks.append(TaskScore(question, 0.0, max_points, False, reason or "not graded"))
+            continue
+        passed = got["points"] >= max_points - 1e-9
+        message = "" if passed else "; ".join(got["messages"]) or "failed"
+        tasks.append(TaskScore(question, got["points"], max_points, passed, message))
+    report = Report(str(path), name, status, tasks, notes, time.perf_counter() - start)
+    target = Path(json_path) if json_path else path.with_name(f"{path.stem}.grade.json")
+    _write_json(report.to_dict(), target)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m greenlab.grade PATH``: 0 when graded (whatever the score), 2 for usage errors."""
+    parser = argparse.ArgumentParser(
+        prog="python -m greenlab.grade",
+        description="Grade an exercise notebook in a fresh kernel (otter-grader, offline) and "
+                    "write the score table as JSON beside it. Your notebook is only read.")
+    parser.add_argument("path", help="the notebook, e.g. exercises/02_pruning.ipynb")
+    parser.add_argument("--timeout", type=float, default=300.0, metavar="S",
+                        help="stop the run after S seconds (default 300)")
+    parser.add_argument("--json", metavar="OUT", help="write the report here instead")
+    parser.add_argument("--master", help="the master notebook (default: solutions/<name>.ipynb)")
+    parser.add_argument("--autograder", metavar="ZIP", help="an otter autograder zip to use")
+    args = parser.parse_args(argv)
+    try:
+        if args.timeout <= 0:
+            raise ValueError(f"--timeout must be > 0 seconds, got {args.timeout:g}")
+        if Path(args.path).is_file():
+            print(f"grading {args.path} in a fresh kernel (otter-grader, timeout "
+                  f"{args.timeout:g} s)...", flush=True)
+        report = grade(args.path, master=args.master, autograder_zip=args.autograder,
+                       timeout_s=args.timeout, json_path=args.json)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report.table())
+    where = args.json or Path(args.path).with_name(f"{Path(args.path).stem}.grade.json")
+    print(f"{report.status}: {report.score:g} / {report.max_score:g} points in {report.time_s:.0f} s;"
+          f" report written to {where}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""greenlab.quantize: the teaching maths equals torch bit for bit; the library wrappers work offline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import greenlab as gl
+from greenlab import quantize as glq
+
+
+@pytest.fixture(autouse=True)
+def _no_deterministic_warnings():
+    # quantized kernels warn on every call under torch.use_deterministic_algorithms (gl.setup sets it)
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(False)
+    yield
+    torch.use_deterministic_algorithms(before)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A small trained-looking CNN (random weights, fixed seed) and inputs."""
+    torch.manual_seed(0)
+    model = gl.models.cnn1d(16).eval()
+    x = torch.randn(300, 40)
+    return model, x
+
+
+# ----------------------------------------------------------------------------- maths
+
+
+def test_int_range():
+    assert glq.int_range(8) == (-128, 127)
+    assert glq.int_range(8, signed=False) == (0, 255)
+    assert glq.int_range(4) == (-8, 7)
+    for bad in (1, 17, 8.0, True):
+        with pytest.raises(ValueError, match="bits must be"):
+            glq.int_range(bad)
+
+
+@pytest.mark.parametrize("lo,hi", [(-1.3, 2.7), (0.2, 5.0), (-4.0, -0.5), (0.0, 0.0), (-1e-3, 1e3)])
+@pytest.mark.parametrize("dtype,symmetric", [(torch.quint8, False), (torch.qint8, False),
+                                             (torch.qint8, True), (torch.quint8, True)])
+def test_affine_params_match_torch_observer(lo, hi, dtype, symmetric):
+    qscheme = torch.per_tensor_symmetric if symmetric else torch.per_tensor_affine
+    obs = torch.ao.quantization.MinMaxObserver(dtype=dtype, qscheme=qscheme)
+    obs(torch.tensor([lo, hi]))
+    want_scale, want_zp = obs.calculate_qparams()
+    qmin, qmax = (0, 255) if dtype == torch.quint8 else (-128, 127)
+    scale, zp = glq.affine_params(lo, hi, qmin, qmax, symmetric=symmetric)
+    assert scale.dtype == torch.float32 and zp.dtype == torch.int64
+    assert torch.equal(scale.reshape(1), want_scale) and torch.equal(zp.reshape(1), want_zp)
+
+
+def test_affine_params_per_channel_match_torch_observer():
+    torch.manual_seed(1)
+    w = torch.randn(12, 5, 3) * torch.rand(12, 1, 1) * 3
+    obs = torch.ao.quantization.PerChannelMinMaxObserver(ch_axis=0, dtype=torch.qint8,
+                                                         qscheme=torch.per_channel_symmetric)
+    obs(w)
+    want_scale, want_zp = obs.calculate_qparams()
+    flat = w.reshape(12, -1)
+    scale, zp = glq.affine_params(flat.min(1).values, flat.max(1).values, symmetric=True)
+    assert torch.equal(scale, want_scale) and torch.equal(zp, want_zp)
+
+
+def test_affine_params_include_zero_and_validate():
+    scale, zp = glq.affine_params(2.0, 6.0, 0, 255)  # widened to [0, 6]: 0 maps to an integer
+    assert float(scale) == pytest.approx(6.0 / 255) and int(zp) == 0
+    with pytest.raises(ValueError, match="x_min must be <= x_max"):
+        glq.affine_params(1.0, -1.0)
+    with pytest.raises(ValueError, match="qmin must be < qmax"):
+        glq.affine_params(-1.0, 1.0, 127, -128)
+    with pytest.raises(TypeError, match="qmin must be an int"):
+        glq.affine_params(-1.0, 1.0, -128.0, 127)
+    with pytest.raises(TypeError, match="x_min must be"):
+        glq.affine_params("a", 1.0)
+    with pytest.raises(ValueError, match="same shape"):
+        glq.affine_params(torch.zeros(3), torch.ones(2))
+
+
+@pytest.mark.parametrize("dtype", [torch.quint8, torch.qint8])
+def test_quantize_per_tensor_is_bit_exact(dtype):
+    gen = torch.Generator().manual_seed(2)
+    qmin, qmax = (0, 255) if dtype == torch.quint8 else (-128, 127)
+    for _ in range(10):
+        x = torch.randn(50_000, generator=gen) * float(torch.rand(1, generator=gen) * 8)
+        scale = float(torch.rand(1, generator=gen) * 0.1 + 1e-3)
+        zp = int(torch.randint(qmin, qmax + 1, (1,), generator=gen))
+        want = torch.quantize_per_tensor(x, scale, zp, dtype).int_repr().to(torch.int32)
+        got = glq.quantize(x, scale, zp, qmin, qmax)
+        assert got.dtype == torch.int32
+        assert torch.equal(got, want)
+
+
+def test_quantize_per_channel_is_bit_exact():
+    gen = torch.Generator().manual_seed(3)
+    for axis in (0, 1):
+        w = torch.randn(16, 8, 3, generator=gen)
+        n = w.shape[axis]
+        scales = torch.rand(n, generator=gen) * 0.05 + 1e-3
+        zps = torch.zeros(n, dtype=torch.int64)
+        want = torch.quantize_per_channel(w, scales.double(), zps, axis, torch.qint8).int_repr()
+        got = glq.quantize(w, scales, zps, axis=axis)
+        assert torch.equal(got, want.to(torch.int32))
+
+
+def test_quantize_clamps_rounds_half_even_and_validates():
+    q = glq.quantize(np.array([-1000.0, 0.5, 1.5, 2.5, 1000.0]), 1.0, 0)
+    assert q.tolist() == [-128, 0, 2, 2, 127]
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        glq.quantize(np.ones(2), 0.0, 0)
+    with pytest.raises(ValueError, match="per-tensor parameters must be scalars"):
+        glq.quantize(np.ones((2, 3)), np.ones(2), 0)
+    with pytest.raises(ValueError, match="axis must be in"):
+        glq.quantize(np.ones((2, 3)), np.ones(2), np.zeros(2), axis=2)
+    with pytest.raises(TypeError, match="x must be"):
+        glq.quantize([1.0, 2.0], 1.0, 0)
+
+
+def test_dequantize_round_trip_error_is_at_most_half_a_step():
+    x = torch.linspace(-3, 5, 1001)
+    scale, zp = glq.affine_params(x.min(), x.max(), 0, 255)
+    x_hat = glq.dequantize(glq.quantize(x, scale, zp, 0, 255), scale, zp)
+    assert x_hat.dtype == torch.float32
+    assert float((x - x_hat).abs().max()) <= float(scale) / 2 + 1e-6
+    assert float(glq.dequantize(glq.quantize(0.0, scale, zp, 0, 255), scale, zp)) == 0.0
+
+
+def test_fake_quantize_per_channel_beats_per_tensor_on_uneven_channels():
+    torch.manual_seed(4)
+    w = torch.randn(32, 16) * torch.logspace(-2, 0, 32).unsqueeze(1)  # ranges differ 100x
+    err_t = (glq.fake_quantize(w, 4) - w).abs().mean()
+    err_c = (glq.fake_quantize(w, 4, per_channel=True) - w).abs().mean()
+    assert err_c < err_t / 2
+    assert float((glq.fake_quantize(w, 8) - w).abs().max()) < 0.01
+    with pytest.raises(ValueError, match="bits must be"):
+        glq.fake_quantize(w, 1)
+
+
+# ----------------------------------------------------------------------------- torch.ao
+
+
+def test_weight_bytes_int8_is_a_quarter(tiny):
+    model, x = tiny
+    assert glq.weight_bytes(model) == 4 * sum(m.weight.numel() for m in model.modules()
+                                              if isinstance(m, (nn.Conv1d, nn.Linear)))
+    q = glq.static_int8_fx(model, x)
+    assert glq.weight_bytes(q) * 4 == glq.weight_bytes(model)
+    with pytest.raises(TypeError, match="model must be"):
+        glq.weight_bytes("model")
+
+
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_static_int8_fx_quantizes_and_stays_close(tiny, per_channel):
+    model, x = tiny
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    q = glq.static_int8_fx(model, x, per_channel=per_channel)
+    gl.checks.quantized(q)
+    with torch.no_grad():
+        ref, out = model(x), q(x)
+    assert float((ref - out).abs().max()) < 0.1 * float(ref.abs().max())
+    assert (ref.argmax(1) == out.argmax(1)).float().mean() > 0.9
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # untouched
+
+
+def test_static_int8_fx_validates(tiny):
+    model, x = tiny
+    with pytest.raises(TypeError, match="model must be"):
+        glq.static_int8_fx(object(), x)
+    with pytest.raises(ValueError, match="calib_x must hold"):
+        glq.static_int8_fx(model, x[:0])
+    with pytest.raises(ValueError, match="batch_size must be"):
+        glq.static_int8_fx(model, x, batch_size=0)
+    with pytest.raises(ValueError, match="weight_bits must be"):
+        glq.static_int8_fx(model, x, weight_bits=9)
+
+
+def test_fewer_weight_bits_cost_more_error(tiny):
+    model, x = tiny
+    with torch.no_grad():
+        ref = model(x)
+        err8 = (glq.static_int8_fx(model, x)(x) - ref).abs().mean()
+        err3 = (glq.static_int8_fx(model, x, per_channel=False, weight_bits=3)(x) - ref).abs().mean()
+    assert err3 > 2 * err8
+
+
+def test_dynamic_int8_quantizes_linear_only():
+    torch.manual_seed(0)
+    model = gl.models.mlp(40, (32,), 10).eval()
+    q = glq.dynamic_int8(model)
+    assert "dynamic" in type(q[1]).__module__
+    assert isinstance(model[1], nn.Linear)  # the original is left as it was
+    x = torch.randn(64, 40)
+    with torch.no_grad():
+        assert float((q(x) - model(x)).abs().max()) < 0.05
+
+
+def test_qat_prepare_train_convert(tiny):
+    model, x = tiny
+    y = torch.randint(0, 10, (len(x),))
+    qat = glq.prepare_qat_fx(model, x, per_channel=False, weight_bits=4)
+    assert qat.training
+    gl.fit(qat, x, y, steps=5, batch_size=64, progress=False, device="cpu")
+    q = glq.convert_fx(qat)
+    gl.checks.quantized(q)
+    assert not q.training
+    with pytest.raises(TypeError, match="model must be"):
+        glq.convert_fx(None)
+
+
+# ----------------------------------------------------------------------------- ONNX Runtime
+
+
+def test_export_onnx_and_ort_runtimes(tiny, tmp_path):
+    model, x = tiny
+    path = glq.export_onnx(model, x[:2], tmp_path / "m.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # no side .onnx.data file
+    clf = glq.OrtClassifier(path, threads=1)
+    with torch.no_grad():
+        ref = model(x).numpy()
+    for n in (1, 7, 300):  # dynamic batch dimension
+        np.testing.assert_allclose(clf.logits(x[:n].numpy()), ref[:n], atol=1e-4)
+    assert clf.size_bytes == path.stat().st_size and "OrtClassifier" in repr(clf)
+    static = glq.OrtClassifier(glq.ort_quantize_static(path, tmp_path / "s.onnx", x), threads=1)
+    dynamic = glq.OrtClassifier(glq.ort_quantize_dynamic(path, tmp_path / "d.onnx"), threads=1)
+    for q in (static, dynamic):
+        assert (q.predict(x.numpy()) == ref.argmax(1)).mean() > 0.9
+        assert q.size_bytes < clf.size_bytes
+    acc = gl.evaluate(static, x.numpy(), ref.argmax(1))["accuracy"]
+    assert acc > 0.9
+
+
+def test_onnx_helpers_validate(tiny, tmp_path):
+    model, x = tiny
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        glq.export_onnx(model, x[:1], tmp_path / "m.onnx")
+    with pytest.raises(ValueError, match="does not exist"):
+        glq.export_onnx(model, x[:2], tmp_path / "nope" / "m.onnx")
+    with pytest.raises(TypeError, match="path must be a file path"):
+        glq.ort_session(3)
+    with pytest.raises(ValueError, match="is not a file"):
+        glq.ort_session(tmp_path / "missing.onnx")
+    path = glq.export_onnx(model, x[:2], tmp_path / "m.onnx")
+    with pytest.raises(ValueError, match="threads must be"):
+        glq.ort_session(path, threads=0)
+    with pytest.raises(ValueError, match="calib_x must hold"):
+        glq.ort_quantize_static(path, tmp_path / "s.onnx", x[:0])
+
+
+# ----------------------------------------------------------------------------- summaries
+
+
+def test_summarize_rows_fit_the_ledger(tiny, tmp_path):
+    model, x = tiny
+    y = torch.randint(0, 10, (len(x),)).numpy()
+    q = glq.static_int8_fx(model, x)
+    clf = glq.OrtClassifier(glq.export_onnx(model, x[:2], tmp_path / "m.onnx"), threads=1)
+    for m in (model, q, clf):
+        row = glq.summarize(m, x.numpy(), y, params=123, repeats=2)
+        assert set(row) == {"accuracy", "f1", "latency_ms", "size_bytes", "params"}
+        assert row["latency_ms"] > 0 and row["size_bytes"] > 0
+        gl.log(lesson="03", technique="test", model="tiny", path=tmp_path / "l.sqlite", **row)
+    with pytest.raises(TypeError, match="model must be"):
+        glq.summarize(object(), x, y)
+    with pytest.raises(ValueError, match="params must be"):
+        glq.summarize(model, x.numpy(), y, params=-1)
+
+
+# ----------------------------------------------------------------------------- TFLite
+
+
+def test_tflite_fp32_and_int8():
+    tf = gl.tf.import_tf()
+    tf.keras.utils.set_random_seed(0)
+    km = tf.keras.Sequential([tf.keras.layers.Input((40,)), tf.keras.layers.Dense(32, "relu"),
+                              tf.keras.layers.Dense(10)])
+    x = np.random.default_rng(0).normal(size=(200, 40)).astype(np.float32)
+    ref = km(x).numpy()
+    fp32 = glq.TFLiteClassifier(glq.tflite_convert(km), threads=1)
+    np.testing.assert_allclose(fp32.logits(x), ref, atol=1e-4)
+    int8_bytes = glq.tflite_convert(km, x[:100])
+    int8 = glq.TFLiteClassifier(int8_bytes, threads=1)
+    assert int8.size_bytes < fp32.size_bytes
+    assert (int8.predict(x[:10]) == ref[:10].argmax(1)).mean() >= 0.8  # batch resized on demand
+    assert (int8.predict(x) == ref.argmax(1)).mean() > 0.9
+    with pytest.raises(TypeError, match="keras_model must be"):
+        glq.tflite_convert(object())
+    with pytest.raises(ValueError, match="only used with int8=True"):
+        glq.tflite_convert(km, x, int8=False)
+    with pytest.raises(TypeError, match="model_content must be bytes"):
+        glq.TFLiteClassifier("model.tflite")
