@@ -11,6 +11,9 @@ export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 3
 export TF_USE_LEGACY_KERAS := 1
 export HF_HUB_OFFLINE := 1
+# torch's OpenMP threads sleep instead of spinning when idle: on a shared 2-core machine spinning
+# threads burn CPU time that would be charged to the energy estimates.
+export OMP_WAIT_POLICY := PASSIVE
 # No global MPLBACKEND: kernels started by `make lab` and nbval must get ipykernel's inline backend,
 # or plots vanish (nbval then fails: the committed outputs have them). Only `unit` uses Agg.
 export GREENLAB_CACHE ?= $(CURDIR)/build/cache

@@ -19,7 +19,9 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = ("checks", "data", "env", "grade", "ledger", "meters", "models", "plots", "profile",
-               "tf", "train")
+               "tf", "train",
+               # one module per technique, reused by later lessons (13: the compression pipeline)
+               "prune", "quantize", "distill", "lowrank")
 _FUNCTIONS = {
     "setup": "env", "device": "env", "measure": "meters", "Meter": "meters",
     "Measurement": "meters", "fit": "train", "evaluate": "train", "summarize": "profile",

@@ -35,7 +35,7 @@ REQUIREMENTS: tuple[tuple[str, str, str, str], ...] = (
     ("onnx", "onnx", "1.16", "03, 10"),
     ("onnxscript", "onnxscript", "0.2", "03, 10"),
     ("onnxruntime", "onnxruntime", "1.18", "03, 10"),
-    ("otter", "otter-grader", "6.0", "exercises"),
+    ("otter", "otter-grader", "7.0", "exercises"),
     ("nbformat", "nbformat", "5.9", "exercises, tools"),
     ("nbclient", "nbclient", "0.10", "exercises, bench"),
     ("ipykernel", "ipykernel", "6.0", "all (the kernel)"),

@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -213,7 +214,7 @@ def autograder(master: str | Path, build_dir: str | Path | None = None,
             (a temporary folder for a master elsewhere).
         zip_path: a zip ``assign`` just made from this master, stored instead of rebuilding.
     """
-    import otter
+    from importlib.metadata import version
 
     master = Path(master).resolve()
     if not master.is_file():
@@ -222,9 +223,11 @@ def autograder(master: str | Path, build_dir: str | Path | None = None,
         build_dir = (master.parent.parent / "build" if master.parent.name == "solutions"
                      else Path(tempfile.gettempdir()) / "greenlab-build") / "autograder"
     build = Path(build_dir)
-    key = master.read_bytes() + f"{_PREPARE_VERSION} {otter.__version__}".encode()
+    key = master.read_bytes() + f"{_PREPARE_VERSION} {version('otter-grader')}".encode()
     target = build / f"{master.stem}-{hashlib.sha256(key).hexdigest()[:12]}.zip"
     if target.is_file():
+        if not _points_file(target).is_file():
+            _write_json(_questions(target), _points_file(target))
         return target
     build.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="greenlab-assign-") as tmp:
@@ -232,8 +235,10 @@ def autograder(master: str | Path, build_dir: str | Path | None = None,
         for old in build.glob(f"{master.stem}-*.zip"):
             if old != target:
                 old.unlink(missing_ok=True)
+                _points_file(old).unlink(missing_ok=True)
         partial = target.with_suffix(".part")
         shutil.copyfile(made, partial)
+        _write_json(_questions(partial), _points_file(target))  # grading then needs no otter import
         os.replace(partial, target)
     return target
 
@@ -297,13 +302,21 @@ class Report:
                  for t in self.tasks]
         rows.append(("total", f"{self.score:g}", f"{self.max_score:g}", "", ""))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4] for r in rows]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4]
+                 for r in rows]
         return "\n".join(line.rstrip() for line in [*lines, *(f"note: {n}" for n in self.notes)])
 
 
+def _points_file(zip_path: Path) -> Path:
+    return zip_path.with_name(f"{zip_path.stem}.points.json")
+
+
 def _questions(zip_path: Path) -> dict[str, float]:
-    """``{question: max points}`` from the test files in an autograder zip."""
+    """``{question: max points}`` from the test files in an autograder zip (or its points file)."""
     import zipfile
+
+    if _points_file(zip_path).is_file():
+        return json.loads(_points_file(zip_path).read_text(encoding="utf-8"))
 
     from otter.test_files import ExceptionTestFile
 
@@ -390,21 +403,20 @@ def _run_otter(submission: Path, zip_path: Path, out: Path, timeout_s: float) ->
 
 def _check_notebook(path: Path) -> str:
     """Empty when ``path`` reads as a Jupyter notebook, else why not."""
-    import nbformat
-
     try:
-        nb = nbformat.read(path, as_version=4)
-    except Exception as exc:  # malformed JSON, not a notebook, wrong encoding...
-        return f"not a valid notebook ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
-    if not isinstance(nb.get("cells"), list):
-        return "not a valid notebook (no cells)"
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:  # malformed JSON, a binary file...
+        return f"not a valid notebook: its file is not JSON ({type(exc).__name__}: {exc})"[:300]
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells", nb.get("worksheets")), list):
+        return "not a valid notebook: the JSON has no list of cells"
     return ""
 
 
 def _write_json(data: dict, path: Path) -> None:
+    """Write ``data`` to ``path`` atomically (a reader sees the old file or the new, never half)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
+    with open(partial, "w", encoding="utf-8") as f:  # open(): the usual permissions (umask)
         json.dump(data, f, indent=1)
         f.write("\n")
     os.replace(partial, path)
@@ -445,7 +457,7 @@ def grade(path: str | Path, *, master: str | Path | None = None,
     status = "invalid" if reason else "graded"
     if not reason:
         with tempfile.TemporaryDirectory(prefix="greenlab-grade-") as tmp:
-            submission = Path(tmp, "submission", f"{name}.ipynb")
+            submission = Path(tmp, "submission", re.sub(r"[^\w.-]", "_", name) + ".ipynb")
             submission.parent.mkdir()
             shutil.copyfile(path, submission)
             if not named:  # e.g. a master graded as a submission: named after its file

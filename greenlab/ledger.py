@@ -30,8 +30,11 @@ COLUMNS: dict[str, str] = {
     "accuracy": "REAL",
     "f1": "REAL",
     "latency_ms": "REAL",
+    "latency_p90_ms": "REAL",
+    "batch_size": "INTEGER",  # the batch latency_ms was timed on
     "size_bytes": "INTEGER",
     "params": "INTEGER",
+    "nonzero": "INTEGER",  # weights that are not zero (pruning)
     "energy_j": "REAL",
     "energy_kind": "TEXT",  # measured | estimated | mixed
     "energy_source": "TEXT",  # rapl | nvml | estimate | codecarbon ...
@@ -40,7 +43,8 @@ COLUMNS: dict[str, str] = {
     "created_at": "REAL",  # unix seconds
 }
 _REQUIRED = ("lesson", "technique", "model")
-_NUMERIC = ("accuracy", "f1", "latency_ms", "size_bytes", "params", "energy_j")
+_NUMERIC = ("accuracy", "f1", "latency_ms", "latency_p90_ms", "batch_size", "size_bytes", "params",
+            "nonzero", "energy_j")
 
 
 def default_path() -> Path:
@@ -59,6 +63,10 @@ def _connect(path: Path) -> sqlite3.Connection:
     con.execute("PRAGMA synchronous=NORMAL")
     cols = ", ".join(f"{k} {v}" for k, v in COLUMNS.items())
     con.execute(f"CREATE TABLE IF NOT EXISTS results (id INTEGER PRIMARY KEY AUTOINCREMENT, {cols})")
+    have = {r[1] for r in con.execute("PRAGMA table_info(results)")}
+    for name, kind in COLUMNS.items():  # a ledger from an older greenlab gains the new columns
+        if name not in have:
+            con.execute(f"ALTER TABLE results ADD COLUMN {name} {kind.replace(' NOT NULL', '')}")
     return con
 
 

@@ -7,6 +7,7 @@
 * ONNX Runtime: :func:`export_onnx`, :func:`ort_session`, :func:`ort_quantize_dynamic`,
   :func:`ort_quantize_static`, :class:`OrtClassifier`.
 * TFLite: :func:`tflite_convert`, :class:`TFLiteClassifier` (``ai_edge_litert`` interpreter).
+* :func:`summarize`: accuracy, F1, latency and size of any of these, as a ledger row.
 
 ``OrtClassifier`` and ``TFLiteClassifier`` have a ``predict`` method, so ``greenlab.evaluate`` scores
 them like any model. Nothing here writes into the repository: pass paths in a temporary directory.

@@ -101,6 +101,12 @@ def test_generation_is_deterministic_and_strips_solutions_and_hidden_tests(built
     assert built.tool.problems(built.exercise, MASTER) == []
 
 
+def test_points_come_from_the_zip_or_its_points_file(built, tmp_path):
+    bare = tmp_path / "bare.zip"  # a zip from elsewhere, without the points file beside it
+    bare.write_bytes(built.zip.read_bytes())
+    assert grade._questions(bare) == grade._questions(built.zip) == {"q1": 2.0, "q2": 1.0}
+
+
 def test_check_mode_reports_drift_and_leaked_solutions(built, tmp_path, capsys):
     solutions, exercises = tmp_path / "solutions", tmp_path / "exercises"
     solutions.mkdir()

@@ -138,3 +138,24 @@ def test_kill_mid_write_leaves_a_readable_file(tmp_path):
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     ledger.log(row(model="after-crash"), path=path)  # still writable
     assert "after-crash" in set(ledger.read(path)["model"])
+
+
+def test_summarize_rows_log_as_they_are(tmp_path):
+    import greenlab as gl
+
+    d = gl.data.load("digits")
+    model = gl.models.mlp(64, (8,), 10)
+    stored = ledger.log(lesson="t", technique="t", model="mlp", path=tmp_path / "l.sqlite",
+                        **gl.summarize(model, d.x_test, d.y_test, repeats=2))
+    assert stored["nonzero"] == stored["params"] and stored["batch_size"] == 256
+
+
+def test_old_ledger_gains_new_columns(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE results (id INTEGER PRIMARY KEY AUTOINCREMENT, lesson TEXT NOT NULL,"
+                    " technique TEXT NOT NULL, model TEXT NOT NULL, accuracy REAL)")
+        con.execute("INSERT INTO results (lesson, technique, model, accuracy) VALUES ('00','t','m',0.5)")
+    ledger.log(row(nonzero=3), path=path)
+    df = ledger.read(path, latest=False)
+    assert len(df) == 2 and df["nonzero"].iloc[-1] == 3

@@ -82,6 +82,7 @@ def test_affine_params_include_zero_and_validate():
         glq.affine_params(torch.zeros(3), torch.ones(2))
 
 
+@pytest.mark.filterwarnings("ignore:.*quantized tensor creation")
 @pytest.mark.parametrize("dtype", [torch.quint8, torch.qint8])
 def test_quantize_per_tensor_is_bit_exact(dtype):
     gen = torch.Generator().manual_seed(2)
@@ -96,6 +97,7 @@ def test_quantize_per_tensor_is_bit_exact(dtype):
         assert torch.equal(got, want)
 
 
+@pytest.mark.filterwarnings("ignore:.*quantized tensor creation")
 def test_quantize_per_channel_is_bit_exact():
     gen = torch.Generator().manual_seed(3)
     for axis in (0, 1):
@@ -160,6 +162,9 @@ def test_static_int8_fx_quantizes_and_stays_close(tiny, per_channel):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     q = glq.static_int8_fx(model, x, per_channel=per_channel)
     gl.checks.quantized(q)
+    # torch.relu after each conv is fused into one int8 conv+relu kernel, not left as a float op
+    fused = torch.ao.nn.intrinsic.quantized.ConvReLU1d
+    assert all(isinstance(m, fused) for m in (q.conv1, q.conv2, q.conv3)), q
     with torch.no_grad():
         ref, out = model(x), q(x)
     assert float((ref - out).abs().max()) < 0.1 * float(ref.abs().max())
