@@ -29,21 +29,27 @@ def _module(model) -> nn.Module:
 
 
 def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Named weights as the model would be saved (pruning masks applied; buffers excluded)."""
+    """Named weights as the model would be saved, as float tensors: pruning masks applied,
+    int8 weights dequantized (packed ``torch.ao`` params unpacked), buffers excluded."""
+    state = model.state_dict()
     out = {}
-    for name, t in model.state_dict().items():
+    for name, t in state.items():
         if name.endswith("_mask"):
             continue
         if name.endswith("_orig"):  # torch.nn.utils.prune keeps weight_orig and weight_mask
             base = name[: -len("_orig")]
-            mask = model.state_dict().get(base + "_mask")
+            mask = state.get(base + "_mask")
             t = t * mask if mask is not None else t
             name = base
-        if not torch.is_tensor(t) or not (t.is_floating_point() or t.is_quantized):
-            continue  # packed params, step counters
-        if name.split(".")[-1].startswith("running_"):
-            continue  # batch-norm statistics are buffers, not weights
-        out[name] = t
+        items = [(name, t)]
+        if isinstance(t, tuple):  # quantized Linear: _packed_params = (int8 weight, float bias)
+            items = [(f"{name}.{i}", x) for i, x in enumerate(t)]
+        for key, x in items:
+            if not torch.is_tensor(x) or not (x.is_floating_point() or x.is_quantized):
+                continue  # step counters, scales and zero points kept as ints
+            if key.split(".")[-1].startswith("running_") or key.endswith((".scale", ".zero_point")):
+                continue  # batch-norm statistics and quantization parameters are not weights
+            out[key] = x.dequantize() if x.is_quantized else x
     return out
 
 

@@ -80,3 +80,14 @@ def test_count_params_rejects_sklearn():
         profile.count_params(DecisionTreeClassifier())
     with pytest.raises(ValueError, match="model has no layers of types"):
         profile.sparsity(torch.nn.ReLU())
+
+
+def test_counts_and_summary_of_int8_models():
+    model = gl.models.mlp(10, (20,), 3).eval()
+    q = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    assert profile.count_params(q) == profile.count_params(model)
+    assert 0 < profile.count_nonzero(q) <= profile.count_params(model)
+    d = gl.data.load("digits")
+    q64 = torch.ao.quantization.quantize_dynamic(gl.models.mlp(64, (8,), 10).eval(), {torch.nn.Linear})
+    row = gl.summarize(q64, d.x_test, d.y_test, repeats=2)
+    assert row["params"] == 64 * 8 + 8 + 8 * 10 + 10
