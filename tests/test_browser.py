@@ -136,9 +136,10 @@ def test_lesson_01_runs_in_jupyterlab(runs):
                  "(is MPLBACKEND set to a non-inline backend?)")
     if drawn:
         page = run.nb.page
-        plot = page.locator(".jp-CodeCell", has=page.locator(".jp-OutputArea-output img")).first
-        plot.scroll_into_view_if_needed()
-        plot.screenshot(path=str(ARTIFACTS / f"{run.name}-first-plot.png"))
+        plots = page.locator(".jp-CodeCell", has=page.locator(".jp-OutputArea-output img"))
+        for which, plot in (("first", plots.first), ("last", plots.last)):
+            plot.scroll_into_view_if_needed()
+            plot.screenshot(path=str(ARTIFACTS / f"{run.name}-{which}-plot.png"))
     print(f"{run.name}: {len(state['cells'])} code cells ran in JupyterLab in {run.seconds:.0f} s, "
           f"{len(drawn)} with plots, no errors")
 
