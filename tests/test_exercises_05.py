@@ -2,42 +2,25 @@
 
 from pathlib import Path
 
-import nbformat
 import pytest
 import torch
+from exercise_helpers import assert_fails, assert_passes, master_solution
+from exercise_helpers import stub as _stub
 from torch import nn
-
-from greenlab.grade import run_question
 
 MASTER = Path(__file__).resolve().parents[1] / "solutions" / "05_low_rank.ipynb"
 
 
 def _solution(name: str):
-    """The solution function ``name``, executed from the master's code cell that defines it."""
-    for cell in nbformat.read(MASTER, as_version=4).cells:
-        if cell.cell_type == "code" and f"def {name}(" in cell.source and "BEGIN SOLUTION" in cell.source:
-            namespace = {"torch": torch, "nn": nn}
-            exec(compile(cell.source, f"<master {name}>", "exec"), namespace)
-            return namespace[name]
-    raise LookupError(f"no solution cell defines {name} in {MASTER}")
+    return master_solution(MASTER, name, {"torch": torch, "nn": nn})
 
 
 def _passes(question: str, name: str, answer) -> None:
-    results = run_question(MASTER, question, {name: answer})
-    assert results, f"{question} has no tests"
-    assert all(r.passed for r in results), [r.message for r in results if not r.passed]
+    assert_passes(MASTER, question, name, answer)
 
 
 def _fails(question: str, name: str, answer, text: str) -> None:
-    """At least one test fails, cleanly (a CheckFailed, not a crash), with ``text`` in its message."""
-    failed = [r for r in run_question(MASTER, question, {name: answer}) if not r.passed]
-    assert failed, f"{question} accepted a wrong answer"
-    assert all(r.message.startswith("CheckFailed") for r in failed), [r.message for r in failed]
-    assert any(text in r.message for r in failed), [r.message for r in failed]
-
-
-def _stub(*args, **kwargs):
-    ...  # what the learner's notebook holds before they answer: returns None
+    assert_fails(MASTER, question, name, answer, text)
 
 
 # q1 low_rank_approx ------------------------------------------------------------------------------
