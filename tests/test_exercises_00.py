@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
+from exercise_helpers import master_namespace
 
 from greenlab import grade
 from greenlab.meters import J_PER_KWH
@@ -15,18 +15,7 @@ from greenlab.meters import J_PER_KWH
 MASTER = Path(__file__).resolve().parents[1] / "solutions" / "00_measuring_energy.ipynb"
 
 
-def _solutions() -> dict:
-    """The master's own answers: every code cell that is neither a test nor the Colab cell."""
-    namespace: dict = {}
-    for cell in nbformat.read(MASTER, as_version=4).cells:
-        tags = cell.metadata.get("tags", [])
-        if cell.cell_type != "code" or "colab-setup" in tags or "BEGIN TEST CONFIG" in cell.source:
-            continue
-        exec(compile(cell.source, str(MASTER), "exec"), namespace)
-    return namespace
-
-
-SOLUTION = _solutions()
+SOLUTION = master_namespace(MASTER)
 
 
 def stub(*args, **kwargs):

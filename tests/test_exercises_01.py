@@ -6,9 +6,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
+from exercise_helpers import master_namespace
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
@@ -17,18 +17,7 @@ from greenlab import grade
 MASTER = Path(__file__).resolve().parents[1] / "solutions" / "01_baselines.ipynb"
 
 
-def _solutions() -> dict:
-    """The master's own answers: every code cell that is neither a test nor the Colab cell."""
-    namespace: dict = {}
-    for cell in nbformat.read(MASTER, as_version=4).cells:
-        tags = cell.metadata.get("tags", [])
-        if cell.cell_type != "code" or "colab-setup" in tags or "BEGIN TEST CONFIG" in cell.source:
-            continue
-        exec(compile(cell.source, str(MASTER), "exec"), namespace)
-    return namespace
-
-
-SOLUTION = _solutions()
+SOLUTION = master_namespace(MASTER)
 
 
 def stub(*args, **kwargs):
