@@ -5,7 +5,7 @@ from pathlib import Path
 
 import nbformat
 
-from greenlab.grade import run_question
+from greenlab.grade import question_tests, run_question
 
 
 def master_solution(master: Path, name: str, namespace: dict):
@@ -18,18 +18,51 @@ def master_solution(master: Path, name: str, namespace: dict):
     raise LookupError(f"no solution cell defines {name} in {master}")
 
 
-def assert_passes(master: Path, question: str, name: str, answer) -> None:
-    results = run_question(master, question, {name: answer})
+# A check that failed on purpose: greenlab.checks raises CheckFailed, plain test cells assert.
+# Anything else (TypeError, NameError, ...) means the test itself crashed on the answer.
+CLEAN_FAILURES = ("CheckFailed", "AssertionError")
+
+
+def answers_results(master: Path, question: str, answers: dict) -> list:
+    """Every test result of ``question`` (public and hidden) run against ``answers``."""
+    results = run_question(master, question, answers)
     assert results, f"{question} has no tests"
-    assert all(r.passed for r in results), [r.message for r in results if not r.passed]
+    return results
+
+
+def assert_all_pass(master: Path, question: str, answers: dict) -> None:
+    failed = [r.message for r in answers_results(master, question, answers) if not r.passed]
+    assert not failed, failed
+
+
+def assert_rejects(master: Path, question: str, answers: dict, text: str,
+                   answer_may_raise: bool = False) -> None:
+    """At least one test fails, cleanly (a failed check, not a crash), with ``text`` in its
+    message. ``answer_may_raise``: other tests may fail because the wrong answer itself raises on
+    their inputs (the learner then sees their own exception)."""
+    failed = [r for r in answers_results(master, question, answers) if not r.passed]
+    messages = [r.message for r in failed]
+    assert failed, f"{question} accepted a wrong answer"
+    assert any(text in m and m.startswith(CLEAN_FAILURES) for m in messages), messages
+    if not answer_may_raise:
+        assert all(m.startswith(CLEAN_FAILURES) for m in messages), messages
+
+
+def assert_passes(master: Path, question: str, name: str, answer) -> None:
+    assert_all_pass(master, question, {name: answer})
 
 
 def assert_fails(master: Path, question: str, name: str, answer, text: str) -> None:
-    """At least one test fails, cleanly (a CheckFailed, not a crash), with ``text`` in its message."""
-    failed = [r for r in run_question(master, question, {name: answer}) if not r.passed]
-    assert failed, f"{question} accepted a wrong answer"
-    assert all(r.message.startswith("CheckFailed") for r in failed), [r.message for r in failed]
-    assert any(text in r.message for r in failed), [r.message for r in failed]
+    assert_rejects(master, question, {name: answer}, text)
+
+
+def assert_public_and_hidden(master: Path, questions: list[str]) -> None:
+    """The master has exactly ``questions``, each with a public and a hidden test."""
+    tests = question_tests(master)
+    assert sorted(tests) == questions
+    for question, cells in tests.items():
+        assert any(not hidden for hidden, _ in cells), f"{question}: no public test"
+        assert any(hidden for hidden, _ in cells), f"{question}: no hidden test"
 
 
 def stub(*args, **kwargs):

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from exercise_helpers import master_namespace
+from exercise_helpers import (
+    answers_results,
+    assert_all_pass,
+    assert_public_and_hidden,
+    assert_rejects,
+    master_namespace,
+    stub,
+)
 
 from greenlab import grade
 from greenlab.meters import J_PER_KWH
@@ -18,35 +25,20 @@ MASTER = Path(__file__).resolve().parents[1] / "solutions" / "00_measuring_energ
 SOLUTION = master_namespace(MASTER)
 
 
-def stub(*args, **kwargs):
-    """What the learner's notebook holds before an answer is written (otter's ``...`` body)."""
-    ...
-
-
 def _run(question: str, answers: dict) -> list[grade.TestResult]:
-    results = grade.run_question(MASTER, question, answers)
-    assert results, f"{question} has no tests"
-    return results
+    return answers_results(MASTER, question, answers)
 
 
 def assert_passes(question: str, answers: dict) -> None:
-    failed = [r.message for r in _run(question, answers) if not r.passed]
-    assert not failed, failed
+    assert_all_pass(MASTER, question, answers)
 
 
 def assert_fails(question: str, answers: dict, expected: str) -> None:
-    results = _run(question, answers)
-    messages = [r.message for r in results if not r.passed]
-    assert messages, f"a wrong answer passed every test of {question}"
-    assert any(expected in m for m in messages), messages
+    assert_rejects(MASTER, question, answers, expected)
 
 
 def test_master_has_public_and_hidden_tests():
-    tests = grade.question_tests(MASTER)
-    assert sorted(tests) == ["q1", "q2", "q3"]
-    for question, cells in tests.items():
-        assert any(not hidden for hidden, _ in cells), f"{question}: no public test"
-        assert any(hidden for hidden, _ in cells), f"{question}: no hidden test"
+    assert_public_and_hidden(MASTER, ["q1", "q2", "q3"])
 
 
 # --------------------------------------------------------------------------- q1: units
