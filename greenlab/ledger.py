@@ -5,6 +5,11 @@ transaction, so two kernels writing at once both land, and a kernel killed mid-w
 readable with every committed row. ``export_csv`` writes a copy for people (temp file + rename).
 
 Location: ``GREENLAB_LEDGER`` or ``~/.greenlab/ledger.sqlite``.
+
+Energy convention: a row with ``energy_j`` says what it paid for in ``energy_phase`` ("train": the
+model's training; "inference": running it) and, where known, how many samples that covered in
+``energy_samples`` (predictions made, or training samples seen = steps x batch), so rows from
+different lessons compare per prediction, and training energy is never plotted against inference.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from collections.abc import Mapping
 from contextlib import closing
 from pathlib import Path
 
-__all__ = ["COLUMNS", "log", "read", "export_csv", "default_path", "machine"]
+__all__ = ["COLUMNS", "PHASES", "log", "read", "export_csv", "default_path", "machine"]
 
 # column -> SQL type; the order is the order of CSV exports
 COLUMNS: dict[str, str] = {
@@ -36,6 +41,8 @@ COLUMNS: dict[str, str] = {
     "params": "INTEGER",
     "nonzero": "INTEGER",  # weights that are not zero (pruning)
     "energy_j": "REAL",
+    "energy_phase": "TEXT",  # train | inference: what energy_j paid for
+    "energy_samples": "INTEGER",  # samples energy_j covered: predictions, or steps x batch
     "energy_kind": "TEXT",  # measured | estimated | mixed
     "energy_source": "TEXT",  # rapl | nvml | estimate | codecarbon ...
     "machine": "TEXT",
@@ -44,7 +51,8 @@ COLUMNS: dict[str, str] = {
 }
 _REQUIRED = ("lesson", "technique", "model")
 _NUMERIC = ("accuracy", "f1", "latency_ms", "latency_p90_ms", "batch_size", "size_bytes", "params",
-            "nonzero", "energy_j")
+            "nonzero", "energy_j", "energy_samples")
+PHASES = ("train", "inference")
 
 
 def default_path() -> Path:
@@ -93,6 +101,14 @@ def _clean(row: Mapping) -> dict:
     for key in ("accuracy", "f1"):
         if out.get(key) is not None and out[key] > 1:
             raise ValueError(f"row[{key!r}] must be a fraction in [0, 1], got {out[key]}")
+    phase = out.get("energy_phase")
+    if phase is not None and phase not in PHASES:
+        raise ValueError(f"row['energy_phase'] must be one of {PHASES}, got {phase!r}")
+    if out.get("energy_j") is not None and phase is None:
+        raise ValueError("row['energy_phase'] must say what energy_j paid for: 'train' (the model's "
+                         "training) or 'inference' (running it)")
+    if out.get("energy_samples") is not None and out.get("energy_j") is None:
+        raise ValueError("row['energy_samples'] given without energy_j")
     out.setdefault("machine", machine())
     out.setdefault("created_at", time.time())
     return out
@@ -103,9 +119,11 @@ def log(row: Mapping | None = None, path: str | Path | None = None, measurement=
     """Append one result row; returns the row as stored.
 
     ``measurement`` (a :class:`greenlab.meters.Measurement`) fills ``energy_j``, ``energy_kind`` and
-    ``energy_source``, so an estimate is never logged as a measurement.
+    ``energy_source``, so an estimate is never logged as a measurement; ``energy_phase`` must then
+    say whether it was training or inference.
 
-    >>> log(lesson="01", technique="baseline", model="mlp", accuracy=0.66)  # doctest: +SKIP
+    >>> log(lesson="01", technique="baseline", model="mlp", accuracy=0.66,
+    ...     measurement=m, energy_phase="train", energy_samples=2000 * 256)  # doctest: +SKIP
     """
     if row is not None and not isinstance(row, Mapping):
         raise TypeError(f"row must be a mapping of column -> value, got {type(row).__name__}")
@@ -123,19 +141,24 @@ def log(row: Mapping | None = None, path: str | Path | None = None, measurement=
     return data
 
 
-def read(path: str | Path | None = None, latest: bool = True):
+def read(path: str | Path | None = None, latest: bool = True, phase: str | None = None):
     """All rows as a pandas DataFrame; ``latest`` keeps the newest row per
-    (lesson, technique, model, dataset, machine), so re-running a notebook does not double count."""
+    (lesson, technique, model, dataset, energy_phase, machine), so re-running a notebook does not
+    double count; ``phase`` ("train" or "inference") keeps the rows whose energy paid for that."""
     import pandas as pd
 
+    if phase is not None and phase not in PHASES:
+        raise ValueError(f"phase must be one of {PHASES} or None, got {phase!r}")
     p = Path(path) if path else default_path()
     if not p.exists():
         return pd.DataFrame(columns=list(COLUMNS))
     with closing(_connect(p)) as con:
         df = pd.read_sql_query("SELECT * FROM results ORDER BY id", con)
     if latest and len(df):
-        keys = ["lesson", "technique", "model", "dataset", "machine"]
+        keys = ["lesson", "technique", "model", "dataset", "energy_phase", "machine"]
         df = df.drop_duplicates(subset=keys, keep="last")
+    if phase is not None:
+        df = df[df["energy_phase"] == phase]
     return df.drop(columns=["id"]).reset_index(drop=True)
 
 

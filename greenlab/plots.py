@@ -58,6 +58,11 @@ def plot_pareto(df, x: str = "energy_j", y: str = "accuracy", label: str = "tech
     df = df.dropna(subset=[x, y])
     if df.empty:
         raise ValueError(f"df has no rows with both {x!r} and {y!r}")
+    if x.startswith("energy") and "energy_phase" in df.columns:
+        phases = sorted(df["energy_phase"].dropna().unique())
+        if len(phases) > 1:
+            raise ValueError(f"df mixes training and inference energy (energy_phase {phases}): "
+                             "plot one, e.g. greenlab.ledger.read(phase='inference')")
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 4.5))
     front = pareto_front(df[x].to_numpy(), df[y].to_numpy())

@@ -34,9 +34,31 @@ def test_measurement_fills_energy_and_its_provenance(tmp_path):
     meter = ReplayMeter([(1.0, 2.0)])
     with meter.measure("train") as m:
         pass
-    stored = ledger.log(row(), path=tmp_path / "l.sqlite", measurement=m)
+    stored = ledger.log(row(energy_phase="train", energy_samples=512), path=tmp_path / "l.sqlite",
+                        measurement=m)
     assert stored["energy_j"] == pytest.approx(m.energy_j)
     assert stored["energy_kind"] == "estimated" and stored["energy_source"] == "estimate"
+    assert stored["energy_phase"] == "train" and stored["energy_samples"] == 512
+
+
+def test_energy_without_its_phase_is_refused(tmp_path):
+    meter = ReplayMeter([(1.0, 2.0)])
+    with meter.measure("infer") as m:
+        pass
+    with pytest.raises(ValueError, match=r"energy_phase'\] must say what energy_j paid for"):
+        ledger.log(row(), path=tmp_path / "l.sqlite", measurement=m)
+    assert not (tmp_path / "l.sqlite").exists() or ledger.read(tmp_path / "l.sqlite").empty
+
+
+def test_train_and_inference_rows_of_one_model_both_stay(tmp_path):
+    path = tmp_path / "l.sqlite"
+    ledger.log(row(energy_j=50.0, energy_phase="train"), path=path)
+    ledger.log(row(energy_j=0.4, energy_phase="inference", energy_samples=20_000), path=path)
+    ledger.log(row(energy_j=0.5, energy_phase="inference", energy_samples=20_000), path=path)
+    assert len(ledger.read(path)) == 2  # re-run inference replaced, training kept
+    inference = ledger.read(path, phase="inference")
+    assert list(inference["energy_j"]) == [0.5] and list(inference["energy_samples"]) == [20_000]
+    assert list(ledger.read(path, phase="train")["energy_j"]) == [50.0]
 
 
 def test_numpy_scalars_are_accepted(tmp_path):
@@ -73,6 +95,11 @@ def test_default_path_from_env(tmp_path, monkeypatch):
         (row(energy_j=-1.0), ValueError, r"row\['energy_j'\] must be a finite number >= 0"),
         (row(latency_ms=math.nan), ValueError, "finite"),
         (row(params="many"), TypeError, r"row\['params'\] must be a number"),
+        (row(energy_j=1.0, energy_phase="training"), ValueError,
+         r"row\['energy_phase'\] must be one of \('train', 'inference'\), got 'training'"),
+        (row(energy_samples=100), ValueError, "energy_samples'\\] given without energy_j"),
+        (row(energy_j=1.0, energy_phase="inference", energy_samples=-5), ValueError,
+         r"row\['energy_samples'\] must be a finite number >= 0"),
     ],
 )
 def test_bad_rows_are_rejected_with_clear_errors(tmp_path, bad, error, match):
@@ -159,3 +186,8 @@ def test_old_ledger_gains_new_columns(tmp_path):
     ledger.log(row(nonzero=3), path=path)
     df = ledger.read(path, latest=False)
     assert len(df) == 2 and df["nonzero"].iloc[-1] == 3
+
+
+def test_read_refuses_an_unknown_phase(tmp_path):
+    with pytest.raises(ValueError, match="phase must be one of"):
+        ledger.read(tmp_path / "l.sqlite", phase="eval")

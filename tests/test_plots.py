@@ -39,6 +39,15 @@ def test_plot_pareto_draws_hollow_estimates():
         plots.plot_pareto(df.assign(energy_j=np.nan))
 
 
+def test_plot_pareto_refuses_training_next_to_inference_energy():
+    df = pd.DataFrame({"technique": ["a", "b"], "energy_j": [50.0, 0.5], "accuracy": [0.9, 0.9],
+                       "energy_phase": ["train", "inference"]})
+    with pytest.raises(ValueError, match=r"mixes training and inference energy"):
+        plots.plot_pareto(df)
+    plots.plot_pareto(df[df.energy_phase == "inference"])  # one phase: drawn
+    plots.plot_pareto(df.assign(params=[10, 20]), x="params")  # not energy: phases do not matter
+
+
 def test_plot_tradeoff_labels_units():
     df = pd.DataFrame({"sparsity": [0.0, 0.5, 0.9], "accuracy": [0.9, 0.89, 0.85]})
     ax = plots.plot_tradeoff(df, x="sparsity", baseline=0.9)
