@@ -20,6 +20,7 @@ REQUIREMENTS: tuple[tuple[str, str, str, str], ...] = (
     ("numpy", "numpy", "1.26", "all"),
     ("torch", "torch", "2.3", "all"),
     ("sklearn", "scikit-learn", "1.4", "all"),
+    ("threadpoolctl", "threadpoolctl", "3.1", "all (BLAS threads)"),
     ("mnist1d", "mnist1d", "0.0.2", "all"),
     ("matplotlib", "matplotlib", "3.7", "all"),
     ("seaborn", "seaborn", "0.13", "plots"),
@@ -101,7 +102,8 @@ def setup(seed: int = 0, threads: int = 2, quiet: bool = False) -> RunInfo:
 
     Args:
         seed: seed for python, numpy and torch.
-        threads: intra-op threads for torch (the course is sized for 2 cores, like Binder).
+        threads: intra-op threads for torch, and the limit of every BLAS/OpenMP pool numpy, scipy
+            and scikit-learn use (the course is sized for 2 cores, like Binder).
         quiet: do not print the one-line summary.
     """
     try:
@@ -113,6 +115,9 @@ def setup(seed: int = 0, threads: int = 2, quiet: bool = False) -> RunInfo:
     _check_int("seed", seed, 0)
     _check_int("threads", threads, 1)
     torch.set_num_threads(threads)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)  # OpenBLAS & co. would start one thread per core seen
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # can only be set once per process, before parallel work

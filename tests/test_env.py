@@ -160,3 +160,17 @@ def test_setup_without_torch_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ImportError
     with pytest.raises(ImportError, match=r"greenlab needs PyTorch.*Fix: pip install 'torch>=2.3'"):
         gl.setup(seed=0)
+
+
+def test_setup_caps_blas_threads_like_torch():
+    import numpy as np  # noqa: F401  (loads its BLAS)
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    with threadpool_limits(limits=None):  # restore whatever was there after the test
+        env.setup(seed=0, threads=1, quiet=True)
+        blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
+        assert blas, "numpy has no BLAS pool to cap"
+        assert all(p["num_threads"] == 1 for p in blas), blas
+        env.setup(seed=0, threads=2, quiet=True)
+        assert all(p["num_threads"] <= 2 for p in threadpool_info() if p["user_api"] == "blas")
+    env.setup(seed=0, threads=2, quiet=True)

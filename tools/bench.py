@@ -23,11 +23,11 @@ import psutil
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
-BUDGET_S, BUDGET_MB = 90.0, 1536.0
+BUDGET_S, BUDGET_MIB = 90.0, 1536.0
 
 
 def _tree_rss(pid: int) -> tuple[float, float]:
-    """(RSS of the process tree in MB, the kernel's own peak RSS (VmHWM) in MB)."""
+    """(RSS of the process tree in MiB, the kernel's own peak RSS (VmHWM) in MiB)."""
     try:
         proc = psutil.Process(pid)
         rss = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
@@ -69,7 +69,7 @@ def run_one(path: Path, timeout: int = 900) -> dict:
     done.set()
     watcher.join()
     cells = sum(1 for c in nb.cells if c.cell_type == "code")
-    return {"notebook": str(path.relative_to(ROOT)), "wall_s": wall, "peak_mb": peak["rss"],
+    return {"notebook": str(path.relative_to(ROOT)), "wall_s": wall, "peak_mib": peak["rss"],
             "cells": cells, "status": status}
 
 
@@ -81,18 +81,18 @@ def table(rows: list[dict]) -> str:
         f"{psutil.virtual_memory().total / 2**30:.1f} GiB RAM, Python {platform.python_version()}; "
         f"{dt.date.today().isoformat()}. Each notebook executed in a fresh kernel (nbclient), "
         "wall time includes kernel start; peak memory is the kernel's peak RSS.",
-        f"Budget per notebook: <= {BUDGET_S:.0f} s and <= {BUDGET_MB / 1024:.1f} GB.",
+        f"Budget per notebook: <= {BUDGET_S:.0f} s and <= {BUDGET_MIB:.0f} MiB (1.5 GiB).",
         "",
-        "| notebook | code cells | wall (s) | peak RSS (MB) | within budget | status |",
+        "| notebook | code cells | wall (s) | peak RSS (MiB) | within budget | status |",
         "|---|---:|---:|---:|:---:|---|",
     ]
     for r in rows:
-        ok = r["wall_s"] <= BUDGET_S and r["peak_mb"] <= BUDGET_MB and r["status"] == "ok"
-        lines.append(f"| {r['notebook']} | {r['cells']} | {r['wall_s']:.1f} | {r['peak_mb']:.0f} | "
+        ok = r["wall_s"] <= BUDGET_S and r["peak_mib"] <= BUDGET_MIB and r["status"] == "ok"
+        lines.append(f"| {r['notebook']} | {r['cells']} | {r['wall_s']:.1f} | {r['peak_mib']:.0f} | "
                      f"{'yes' if ok else '**no**'} | {r['status']} |")
     total = sum(r["wall_s"] for r in rows)
-    worst = max((r["peak_mb"] for r in rows), default=0)
-    lines += ["", f"Total: {len(rows)} notebooks, {total:.1f} s; highest peak RSS {worst:.0f} MB."]
+    worst = max((r["peak_mib"] for r in rows), default=0)
+    lines += ["", f"Total: {len(rows)} notebooks, {total:.1f} s; highest peak RSS {worst:.0f} MiB."]
     return "\n".join(lines) + "\n"
 
 
@@ -108,7 +108,7 @@ def main(argv: list[str]) -> int:
     for p in paths:
         print(f"bench: {p.relative_to(ROOT)} ...", end=" ", flush=True)
         rows.append(run_one(p))
-        print(f"{rows[-1]['wall_s']:.1f} s, {rows[-1]['peak_mb']:.0f} MB, {rows[-1]['status']}")
+        print(f"{rows[-1]['wall_s']:.1f} s, {rows[-1]['peak_mib']:.0f} MiB, {rows[-1]['status']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(table(rows))
