@@ -12,6 +12,8 @@ import random
 import sys
 from dataclasses import dataclass, field
 
+from ._validate import integer as _check_int
+
 __all__ = ["setup", "device", "check", "report", "RunInfo", "REQUIREMENTS"]
 
 # (import name, distribution name, minimum version, which lessons need it): pyproject's runtime
@@ -60,14 +62,6 @@ class RunInfo:
     def __str__(self) -> str:
         lines = [f"greenlab: seed={self.seed} threads={self.threads} device={self.device}"]
         return "\n".join(lines + [f"  note: {n}" for n in self.notes])
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 def seed_everything(seed: int) -> None:

@@ -21,6 +21,8 @@ import math
 import torch
 from torch import nn
 
+from ._validate import module
+
 __all__ = ["Factorized", "singular_values", "truncated_svd", "rank_for_energy",
            "factorize_linear", "factorize_conv1d", "factorize_model", "choose_ranks", "ranks_of"]
 
@@ -176,8 +178,7 @@ def _saves(layer: nn.Module, rank: int) -> bool:
 
 def _layers(model: nn.Module, names) -> dict[str, nn.Module]:
     """Named Linear/Conv1d layers of ``model`` (not those already inside a Factorized)."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    module(model)
     done = [n + "." for n, m in model.named_modules() if isinstance(m, Factorized)]
     found = {n: m for n, m in model.named_modules()
              if isinstance(m, FACTORIZABLE) and not any(n.startswith(p) for p in done)}
@@ -249,6 +250,5 @@ def factorize_model(model: nn.Module, ranks: int | dict[str, int] | None = None,
 
 def ranks_of(model: nn.Module) -> dict[str, int]:
     """``{layer name: rank}`` of the :class:`Factorized` layers in ``model``."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    module(model)
     return {n: m.rank for n, m in model.named_modules() if isinstance(m, Factorized)}

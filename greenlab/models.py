@@ -11,15 +11,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._validate import integer
+
 __all__ = ["linear", "mlp", "cnn1d", "rnn", "CNN1d", "RNNClassifier"]
 
 
 def _positive(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
+    return integer(name, value, minimum=1)
 
 
 def linear(in_features: int = 40, n_classes: int = 10) -> nn.Module:

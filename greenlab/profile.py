@@ -18,14 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._validate import module as _module
+
 __all__ = ["count_params", "count_nonzero", "sparsity", "size_bytes", "compressed_size_bytes",
            "flops", "latency", "Latency", "summarize"]
-
-
-def _module(model) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return model
 
 
 def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from ._validate import module as _check_model
 from .models import CNN1d
 
 __all__ = ["PRUNABLE", "prunable", "global_magnitude", "layerwise_magnitude", "make_permanent",
@@ -34,12 +35,6 @@ __all__ = ["PRUNABLE", "prunable", "global_magnitude", "layerwise_magnitude", "m
            "top_channels", "channel_prune_conv1d", "sparse_size_bytes"]
 
 PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
-
-
-def _check_model(model) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return model
 
 
 def _check_sparsity(sparsity, name: str = "sparsity") -> float:

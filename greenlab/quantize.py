@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._validate import module as _check_module
+
 __all__ = [
     "affine_params", "quantize", "dequantize", "fake_quantize", "int_range",
     "weight_bytes", "qconfig_mapping", "dynamic_int8", "static_int8_fx", "prepare_qat_fx",
@@ -165,12 +167,6 @@ def fake_quantize(x, bits: int = 8, per_channel: bool = False, axis: int = 0,
 
 
 # ----------------------------------------------------------------------------- PyTorch (torch.ao)
-
-
-def _check_module(model) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return model
 
 
 def weight_bytes(model) -> int:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._validate import module as _check_model
 from .env import device as default_device
 
 __all__ = ["fit", "evaluate", "predict", "History"]
@@ -38,11 +39,6 @@ def _as_tensor(x, dtype) -> torch.Tensor:
     if isinstance(x, np.ndarray):
         return torch.as_tensor(x, dtype=dtype)
     raise TypeError(f"expected a numpy array or torch tensor, got {type(x).__name__}")
-
-
-def _check_model(model) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
 
 
 def fit(

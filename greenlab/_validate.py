@@ -1,0 +1,25 @@
+"""Argument checks shared by greenlab's modules: one wording for the same mistake everywhere.
+
+Each returns the value it checked, so a call reads ``steps = integer("steps", steps, minimum=1)``.
+Kept free of heavy imports (``greenlab.env`` must work where torch is missing).
+"""
+
+from __future__ import annotations
+
+
+def integer(name: str, value, minimum: int | None = None) -> int:
+    """``value`` as an int (bool refused): TypeError if not an int, ValueError if below ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def module(value, name: str = "model"):
+    """``value`` if it is a ``torch.nn.Module``, else TypeError naming ``name`` and what it got."""
+    from torch import nn
+
+    if not isinstance(value, nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(value).__name__}")
+    return value
