@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-__all__ = ["CheckFailed", "sparsity", "quantized", "params", "accuracy", "array", "close",
+__all__ = ["CheckFailed", "call", "sparsity", "quantized", "params", "accuracy", "array", "close",
            "eval_mode", "passed"]
 
 
@@ -21,6 +21,24 @@ class CheckFailed(AssertionError):
 
 def _fail(message: str) -> None:
     raise CheckFailed(message)
+
+
+def call(label: str, fn, *args, hint: str = "", returns: str | None = None, **kwargs):
+    """``fn(*args, **kwargs)``, with the learner's exception turned into a failed check.
+
+    ``label`` names the call in messages ("prune_layer(model, '1', 0.75) raised ValueError: ...");
+    ``hint`` is appended to that message; with ``returns`` (what should come back, e.g. "the
+    model"), a ``None`` result fails too: "... returned None: did you return the model?".
+    """
+    if not callable(fn):
+        _fail(f"{label}: expected a function, got {type(fn).__name__}")
+    try:
+        result = fn(*args, **kwargs)
+    except Exception as exc:  # the learner's code: any error becomes feedback, not a crash
+        _fail(f"{label} raised {type(exc).__name__}: {exc}" + (f" ({hint})" if hint else ""))
+    if returns is not None and result is None:
+        _fail(f"{label} returned None: did you return {returns}?")
+    return result
 
 
 def _need_module(obj, what: str = "answer"):

@@ -75,3 +75,20 @@ def test_array_and_close():
     with pytest.raises(CheckFailed, match="should have shape"):
         checks.close([1, 2], [1, 2, 3])
     assert "passed" in checks.passed("q1")
+
+
+def test_call_turns_the_learners_errors_into_failed_checks():
+    assert checks.call("add(1, 2)", lambda a, b: a + b, 1, 2) == 3
+    assert checks.call("f(x=2)", lambda x: x * 2, x=2, returns="the double") == 4
+
+    def broken(t):
+        raise RuntimeError("shape mismatch")
+
+    with pytest.raises(checks.CheckFailed, match=r"^f\(t\) raised RuntimeError: shape mismatch "
+                                                 r"\(use \.T\)$"):
+        checks.call("f(t)", broken, 1, hint="use .T")
+    with pytest.raises(checks.CheckFailed, match=r"^f\(t\) returned None: did you return the rank\?$"):
+        checks.call("f(t)", lambda t: None, 1, returns="the rank")
+    assert checks.call("f(t)", lambda t: None, 1) is None  # None allowed unless `returns` is given
+    with pytest.raises(checks.CheckFailed, match="expected a function, got NoneType"):
+        checks.call("f(t)", None, 1)

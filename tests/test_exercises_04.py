@@ -109,7 +109,7 @@ def test_q2_library_answer_passes():
     (kd_detached, "no gradient flows from kd_loss back to student_logits"),
     (kd_kl_on_probabilities, "kd_loss(T=4.0, alpha=0.7) should be"),
     (kd_kl_summed, "kd_loss(T=4.0, alpha=0.7) should be"),
-    (_stub, "kd_loss returned None"),
+    (_stub, "kd_loss(...) returned None: did you return the loss?"),
 ])
 def test_q2_wrong_answers_fail(wrong, text):
     _fails("q2", "kd_loss", wrong, text)
@@ -131,7 +131,7 @@ def test_q3_library_answer_passes():
     (lambda t, a, d: (d - a) / (t - d), "not teacher - distilled"),
     (lambda t, a, d: max(0.0, (d - a) / (t - a)), "do not clip at 0"),
     (lambda t, a, d: d / t, "gap_recovered(0.94, 0.88, 0.92) should be 0.666667, got 0.978723"),
-    (_stub, "gap_recovered returned None"),
+    (_stub, "gap_recovered(0.94, 0.88, 0.92) returned None"),
 ])
 def test_q3_wrong_answers_fail(wrong, text):
     _fails("q3", "gap_recovered", wrong, text)
