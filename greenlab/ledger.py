@@ -64,10 +64,26 @@ def machine() -> str:
     return f"{socket.gethostname()}/{platform.machine()}/{os.cpu_count()}c"
 
 
+def _use_wal(con: sqlite3.Connection, timeout_s: float = 30.0) -> None:
+    """Switch a ledger to WAL (kept in the file, so done once). SQLite does not apply its busy
+    timeout to this switch: two kernels creating the ledger at once get "database is locked"
+    at once, so retry until the other one is done."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                con.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(path, timeout=30.0, isolation_level=None)
-    con.execute("PRAGMA journal_mode=WAL")
+    _use_wal(con)
     con.execute("PRAGMA synchronous=NORMAL")
     cols = ", ".join(f"{k} {v}" for k, v in COLUMNS.items())
     con.execute(f"CREATE TABLE IF NOT EXISTS results (id INTEGER PRIMARY KEY AUTOINCREMENT, {cols})")

@@ -143,6 +143,30 @@ def test_two_processes_appending_at_once_lose_nothing(tmp_path):
     assert len(df) == 80 and df["model"].nunique() == 80
 
 
+CREATOR = textwrap.dedent("""
+    import sys, time
+    from greenlab import ledger
+    path, start = sys.argv[1], float(sys.argv[2])
+    time.sleep(max(0.0, start - time.time()))  # every process opens the new file at once
+    ledger.log(lesson="01", technique="t", model=sys.argv[3], accuracy=0.5, path=path)
+""")
+
+
+def test_kernels_creating_the_ledger_at_once_all_land(tmp_path):
+    # SQLite's busy timeout does not cover the switch to WAL: without a retry, one of several
+    # kernels opening a brand-new ledger at the same moment failed with "database is locked"
+    script = tmp_path / "c.py"
+    script.write_text(CREATOR)
+    for attempt in range(5):
+        path = tmp_path / f"l{attempt}.sqlite"
+        start = time.time() + 1.0
+        procs = [subprocess.Popen([sys.executable, str(script), str(path), str(start), f"m{i}"],
+                                  stderr=subprocess.PIPE, text=True) for i in range(6)]
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0] * 6, errors
+        assert len(ledger.read(path, latest=False)) == 6
+
+
 def test_kill_mid_write_leaves_a_readable_file(tmp_path):
     path = tmp_path / "l.sqlite"
     script = tmp_path / "w.py"
