@@ -35,6 +35,7 @@ REQUIREMENTS: tuple[tuple[str, str, str, str], ...] = (
     ("tf_keras", "tf-keras", "2.16", "02, 03"),
     ("tensorflow_model_optimization", "tensorflow-model-optimization", "0.8", "02, 03"),
     ("ai_edge_litert", "ai-edge-litert", "1.0", "03, 10"),
+    ("torchao", "torchao", "0.14", "03"),
     ("onnx", "onnx", "1.16", "03, 10"),
     ("onnxscript", "onnxscript", "0.2", "03, 10"),
     ("onnxruntime", "onnxruntime", "1.18", "03, 10"),
@@ -47,7 +48,8 @@ MIN_PYTHON = (3, 10)
 # What reinstalls everything at the versions behind the committed outputs.
 FIX_ALL = "in the repository: make lab  (or: pip install -c constraints.txt -e '.[lab,dev]')"
 
-_HEAVY = {"tensorflow", "tf_keras", "tensorflow_model_optimization"}  # only on request: ~3 s, ~0.5 GB
+# only on request: TF ~3 s and ~0.5 GB; torchao logs failed CUDA-kernel loads on a CPU machine
+_HEAVY = {"tensorflow", "tf_keras", "tensorflow_model_optimization", "torchao"}
 
 
 @dataclass

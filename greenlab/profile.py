@@ -26,7 +26,8 @@ __all__ = ["count_params", "count_nonzero", "sparsity", "size_bytes", "compresse
 
 def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     """Named weights as the model would be saved, as float tensors: pruning masks applied,
-    int8 weights dequantized (packed ``torch.ao`` params unpacked), buffers excluded."""
+    int8 weights dequantized (packed ``torch.ao`` params unpacked, torchao tensors too), buffers
+    excluded."""
     state = model.state_dict()
     out = {}
     for name, t in state.items():
@@ -45,7 +46,9 @@ def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:
                 continue  # step counters, scales and zero points kept as ints
             if key.split(".")[-1].startswith("running_") or key.endswith((".scale", ".zero_point")):
                 continue  # batch-norm statistics and quantization parameters are not weights
-            out[key] = x.dequantize() if x.is_quantized else x
+            if x.is_quantized or hasattr(x, "qdata"):  # torch.ao int8, or a torchao int8 tensor
+                x = x.dequantize()
+            out[key] = x
     return out
 
 

@@ -34,7 +34,7 @@ from ._validate import module as _check_module
 __all__ = [
     "affine_params", "quantize", "dequantize", "fake_quantize", "int_range",
     "weight_bytes", "qconfig_mapping", "dynamic_int8", "static_int8_fx", "prepare_qat_fx",
-    "convert_fx", "export_onnx", "ort_session", "ort_quantize_dynamic", "ort_quantize_static",
+    "convert_fx", "import_torchao", "torchao_int8", "export_onnx", "ort_session", "ort_quantize_dynamic", "ort_quantize_static",
     "OrtClassifier", "tflite_convert", "TFLiteClassifier", "summarize",
 ]
 
@@ -183,9 +183,49 @@ def weight_bytes(model) -> int:
                 w = w()
             except Exception:  # noqa: BLE001 -- a module whose weight() needs arguments
                 continue
+        data = getattr(w, "qdata", None)  # a torchao int8 tensor keeps its integers in .qdata
+        if isinstance(data, torch.Tensor):
+            w = data
         if isinstance(w, torch.Tensor):
             total += w.numel() * w.element_size()
     return total
+
+
+def import_torchao():
+    """``torchao``, imported without its start-up log lines (on a CPU-only machine it reports its
+    CUDA kernels as failing to load, which is expected and harmless)."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("torchao", "torch.utils._pytree")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        import torchao
+    except ImportError as exc:
+        raise ImportError(f"torchao does not import here ({exc}). Fix: pip install 'torchao>=0.13'"
+                          ) from None
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+    return torchao
+
+
+def torchao_int8(model: nn.Module, weight_only: bool = False) -> nn.Module:
+    """int8 with torchao (``quantize_``), torch.ao's successor: int8 weights with activations
+    quantized per batch (``Int8DynamicActivationInt8WeightConfig``), or int8 weights only
+    (``Int8WeightOnlyConfig``). torchao's default filter targets ``nn.Linear`` layers: convolutions
+    stay float32. Returns a quantized copy on the CPU; ``model`` is left as it was."""
+    import_torchao()
+    from torchao.quantization import (
+        Int8DynamicActivationInt8WeightConfig,
+        Int8WeightOnlyConfig,
+        quantize_,
+    )
+
+    m = copy.deepcopy(_check_module(model)).cpu().eval()
+    quantize_(m, Int8WeightOnlyConfig() if weight_only else Int8DynamicActivationInt8WeightConfig())
+    return m
 
 
 def qconfig_mapping(per_channel: bool = True, weight_bits: int = 8, qat: bool = False):

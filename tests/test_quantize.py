@@ -204,6 +204,32 @@ def test_dynamic_int8_quantizes_linear_only():
         assert float((q(x) - model(x)).abs().max()) < 0.05
 
 
+@pytest.mark.parametrize("weight_only", [False, True])
+def test_torchao_int8_quantizes_linear_layers_of_a_copy(weight_only):
+    torch.manual_seed(0)
+    model = gl.models.mlp(40, (32,), 10).eval()
+    q = glq.torchao_int8(model, weight_only=weight_only)
+    assert type(q[1].weight).__module__.startswith("torchao")
+    assert isinstance(model[1].weight, nn.Parameter) and model[1].weight.dtype == torch.float32
+    float_bytes = 4 * (40 * 32 + 32 * 10)
+    assert glq.weight_bytes(model) == float_bytes and glq.weight_bytes(q) == float_bytes // 4
+    assert gl.profile.count_params(q) == gl.profile.count_params(model)  # dequantized, counted
+    x = torch.randn(64, 40)
+    with torch.no_grad():
+        assert float((q(x) - model(x)).abs().max()) < 0.05
+
+
+def test_import_torchao_is_quiet_and_leaves_logging_as_it_was():
+    import subprocess
+    import sys
+
+    code = ("import logging; from greenlab import quantize; quantize.import_torchao(); "
+            "print(logging.getLogger('torchao').level)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "Failed to load" not in out.stderr and "torch.compile" not in out.stderr, out.stderr
+    assert out.stdout.strip() == "0"  # NOTSET again: only the import was silenced
+
+
 def test_qat_prepare_train_convert(tiny):
     model, x = tiny
     y = torch.randint(0, 10, (len(x),))
