@@ -5,40 +5,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import exercise_helpers as helpers
 import numpy as np
 import pytest
-from exercise_helpers import (
-    answers_results,
-    assert_all_pass,
-    assert_public_and_hidden,
-    assert_rejects,
-    master_namespace,
-    stub,
-)
 
 from greenlab import grade
 from greenlab.meters import J_PER_KWH
 
 MASTER = Path(__file__).resolve().parents[1] / "solutions" / "00_measuring_energy.ipynb"
 
-
-SOLUTION = master_namespace(MASTER)
+stub = helpers.stub
+SOLUTION = helpers.master_namespace(MASTER)
 
 
 def _run(question: str, answers: dict) -> list[grade.TestResult]:
-    return answers_results(MASTER, question, answers)
+    return helpers.answers_results(MASTER, question, answers)
 
 
 def assert_passes(question: str, answers: dict) -> None:
-    assert_all_pass(MASTER, question, answers)
+    helpers.assert_all_pass(MASTER, question, answers)
 
 
 def assert_fails(question: str, answers: dict, expected: str) -> None:
-    assert_rejects(MASTER, question, answers, expected)
+    helpers.assert_rejects(MASTER, question, answers, expected)
 
 
 def test_master_has_public_and_hidden_tests():
-    assert_public_and_hidden(MASTER, ["q1", "q2", "q3"])
+    helpers.assert_public_and_hidden(MASTER, ["q1", "q2", "q3"])
 
 
 # --------------------------------------------------------------------------- q1: units

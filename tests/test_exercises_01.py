@@ -6,16 +6,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import exercise_helpers as helpers
 import numpy as np
 import pytest
-from exercise_helpers import (
-    answers_results,
-    assert_all_pass,
-    assert_public_and_hidden,
-    assert_rejects,
-    master_namespace,
-    stub,
-)
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
@@ -23,27 +16,27 @@ from greenlab import grade
 
 MASTER = Path(__file__).resolve().parents[1] / "solutions" / "01_baselines.ipynb"
 
-
-SOLUTION = master_namespace(MASTER)
+stub = helpers.stub
+SOLUTION = helpers.master_namespace(MASTER)
 
 
 def _run(question: str, answers: dict) -> list[grade.TestResult]:
     with threadpool_limits(limits=1):  # tiny BLAS problems: extra threads only spin-wait
-        return answers_results(MASTER, question, answers)
+        return helpers.answers_results(MASTER, question, answers)
 
 
 def assert_passes(question: str, answers: dict) -> None:
     with threadpool_limits(limits=1):
-        assert_all_pass(MASTER, question, answers)
+        helpers.assert_all_pass(MASTER, question, answers)
 
 
 def assert_fails(question: str, answers: dict, expected: str, answer_may_raise=False) -> None:
     with threadpool_limits(limits=1):
-        assert_rejects(MASTER, question, answers, expected, answer_may_raise)
+        helpers.assert_rejects(MASTER, question, answers, expected, answer_may_raise)
 
 
 def test_master_has_public_and_hidden_tests():
-    assert_public_and_hidden(MASTER, ["q1", "q2", "q3"])
+    helpers.assert_public_and_hidden(MASTER, ["q1", "q2", "q3"])
 
 
 # --------------------------------------------------------------------------- q1: train_logistic
