@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ._validate import integer as _check_int
 
-__all__ = ["setup", "device", "check", "report", "RunInfo", "REQUIREMENTS"]
+__all__ = ["setup", "setup_threads", "device", "check", "report", "RunInfo", "REQUIREMENTS"]
 
 # (import name, distribution name, minimum version, which lessons need it): pyproject's runtime
 # dependencies, same minimums (tests/test_env.py keeps them in step).
@@ -93,6 +93,15 @@ def device(prefer: str | None = None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+_SETUP_THREADS: int | None = None
+
+
+def setup_threads() -> int | None:
+    """The thread count the last :func:`setup` fixed (None before it ran): other frameworks
+    (TensorFlow, see ``greenlab.tf``) follow it."""
+    return _SETUP_THREADS
+
+
 def setup(seed: int = 0, threads: int = 2, quiet: bool = False) -> RunInfo:
     """Fix seeds and thread counts so that a notebook gives the same numbers every run.
 
@@ -111,6 +120,8 @@ def setup(seed: int = 0, threads: int = 2, quiet: bool = False) -> RunInfo:
     _check_int("seed", seed, 0)
     _check_int("threads", threads, 1)
     torch.set_num_threads(threads)
+    global _SETUP_THREADS
+    _SETUP_THREADS = threads
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=threads)  # OpenBLAS & co. would start one thread per core seen
