@@ -23,3 +23,17 @@ def module(value, name: str = "model"):
     if not isinstance(value, nn.Module):
         raise TypeError(f"{name} must be a torch.nn.Module, got {type(value).__name__}")
     return value
+
+
+def at_least(name: str, value, low: int) -> int:
+    """An int ``>= low`` (bool refused), else ValueError: "name must be an int >= low, got v"."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return value
+
+
+def positive(name: str, value) -> int:
+    """An int ``>= 1`` (bool refused), else ValueError: "name must be a positive int, got v"."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value

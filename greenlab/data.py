@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validate import at_least, positive
+
 __all__ = ["Dataset", "load", "mnist1d_extra", "to_loader", "to_tf_dataset", "shift_augment",
            "NAMES"]
 
@@ -133,8 +135,7 @@ def shift_augment(max_shift: int = 3, seed: int | None = None):
     """A batch augmentation for 1-D signals: roll each sample by a random shift in ±max_shift."""
     import torch
 
-    if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
-        raise ValueError(f"max_shift must be an int >= 0, got {max_shift!r}")
+    at_least("max_shift", max_shift, 0)
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
 
     def augment(x: torch.Tensor) -> torch.Tensor:
@@ -161,8 +162,7 @@ def to_loader(x, y, batch_size: int = 128, shuffle: bool = True, seed: int = 0):
     from torch.utils.data import DataLoader, TensorDataset
 
     _check_xy(x, y)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    positive("batch_size", batch_size)
     ds = TensorDataset(torch.as_tensor(np.asarray(x), dtype=torch.float32),
                        torch.as_tensor(np.asarray(y), dtype=torch.long))
     gen = torch.Generator().manual_seed(seed)
@@ -174,8 +174,7 @@ def to_tf_dataset(x, y, batch_size: int = 128, shuffle: bool = True, seed: int =
     from . import tf as gltf
 
     _check_xy(x, y)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    positive("batch_size", batch_size)
     tf = gltf.import_tf()
     ds = tf.data.Dataset.from_tensor_slices((np.asarray(x, np.float32), np.asarray(y, np.int64)))
     if shuffle:

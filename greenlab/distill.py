@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._validate import module
+from ._validate import module, positive
 
 __all__ = ["UNLABELLED", "soft_targets", "kd_loss", "distill_loss_fn", "teacher_logits",
            "gap_recovered"]
@@ -114,8 +114,7 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: 
 def teacher_logits(teacher: nn.Module, x, batch_size: int = 1024) -> torch.Tensor:
     """The teacher's logits for every row of ``x`` (eval mode, no gradients), on the CPU."""
     module(teacher, "teacher")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    positive("batch_size", batch_size)
     xt = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x,
                          dtype=torch.float32)
     teacher.eval()

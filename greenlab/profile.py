@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._validate import at_least
 from ._validate import module as _module
 
 __all__ = ["count_params", "count_nonzero", "sparsity", "size_bytes", "compressed_size_bytes",
@@ -153,8 +154,7 @@ def latency(fn: Callable[[], object], warmup: int = 3, repeats: int = 20) -> Lat
     if not callable(fn):
         raise TypeError(f"fn must be callable (e.g. lambda: model(x)), got {type(fn).__name__}")
     for name, value, low in (("warmup", warmup, 0), ("repeats", repeats, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        at_least(name, value, low)
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     with torch.no_grad():
         for _ in range(warmup):

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from ._validate import at_least, positive
 from ._validate import module as _check_model
 from .models import CNN1d
 
@@ -175,8 +176,7 @@ def polynomial_sparsity(step: int, final_sparsity: float, begin_step: int, end_s
     final_sparsity = _check_sparsity(final_sparsity, "final_sparsity")
     initial_sparsity = _check_sparsity(initial_sparsity, "initial_sparsity")
     for name, value in (("step", step), ("begin_step", begin_step), ("end_step", end_step)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        at_least(name, value, 0)
     if end_step <= begin_step:
         raise ValueError(f"end_step must be > begin_step, got {end_step} <= {begin_step}")
     if not power > 0:
@@ -204,8 +204,7 @@ def gradual_magnitude(model: nn.Module, x, y, sparsity: float, steps: int, round
 
     sparsity = _check_sparsity(sparsity)
     for name, value in (("steps", steps), ("rounds", rounds)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        positive(name, value)
     if not 0 < ramp_fraction <= 1:
         raise ValueError(f"ramp_fraction must be in (0, 1], got {ramp_fraction}")
     every = int(steps * ramp_fraction) // rounds

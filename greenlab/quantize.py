@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from ._validate import module as _check_module
+from ._validate import positive
 
 __all__ = [
     "affine_params", "quantize", "dequantize", "fake_quantize", "int_range",
@@ -265,8 +266,7 @@ def _quiet_ao() -> Iterator[None]:
 
 
 def _batches(x, batch_size: int) -> Iterator[torch.Tensor]:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    positive("batch_size", batch_size)
     xt = _tensor(x, "calib_x")
     if xt.dim() < 1 or len(xt) == 0:
         raise ValueError("calib_x must hold at least one sample")
@@ -394,8 +394,7 @@ def ort_session(path, threads: int = 2):
     import onnxruntime as ort
 
     p = _path(path, "path", must_exist=True)
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    positive("threads", threads)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
     opts.log_severity_level = 3
@@ -564,8 +563,7 @@ class TFLiteClassifier:
         if not isinstance(model_content, (bytes, bytearray)):
             raise TypeError(f"model_content must be bytes (tflite_convert's result), got "
                             f"{type(model_content).__name__}")
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"threads must be a positive int, got {threads!r}")
+        positive("threads", threads)
         self.model_content = bytes(model_content)
         with _native_quiet():
             self.interpreter = Interpreter(model_content=self.model_content, num_threads=threads)

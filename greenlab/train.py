@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ._validate import module as _check_model
+from ._validate import positive
 from .env import device as default_device
 
 __all__ = ["fit", "evaluate", "predict", "History"]
@@ -76,8 +77,7 @@ def fit(
     if len(xt) != len(yt):
         raise ValueError(f"x and y must have the same length, got {len(xt)} and {len(yt)}")
     for name, value in (("steps", steps), ("batch_size", batch_size), ("log_every", log_every)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        positive(name, value)
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr}")
     dev = device or default_device()

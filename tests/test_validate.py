@@ -27,3 +27,17 @@ def test_module_accepts_modules_and_names_the_argument_otherwise():
         _validate.module(torch.zeros(2), "teacher")
     with pytest.raises(TypeError, match="model must be a torch.nn.Module, got NoneType"):
         _validate.module(None)
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.0, True, "3", None])
+def test_positive_refuses_all_but_ints_from_one(value):
+    with pytest.raises(ValueError, match=rf"batch_size must be a positive int, got {value!r}"):
+        _validate.positive("batch_size", value)
+    assert _validate.positive("batch_size", 1) == 1
+
+
+@pytest.mark.parametrize("value", [-1, 0.0, False])
+def test_at_least_names_the_bound(value):
+    with pytest.raises(ValueError, match=r"warmup must be an int >= 0, got"):
+        _validate.at_least("warmup", value, 0)
+    assert _validate.at_least("warmup", 0, 0) == 0
