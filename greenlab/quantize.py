@@ -3,7 +3,8 @@
 * Teaching versions: :func:`affine_params`, :func:`quantize`, :func:`dequantize`, :func:`fake_quantize`,
   checked bit for bit against ``torch.quantize_per_tensor`` / ``torch.quantize_per_channel``.
 * PyTorch (``torch.ao.quantization``, FX graph mode, x86 backend): :func:`dynamic_int8`,
-  :func:`static_int8_fx`, :func:`prepare_qat_fx` / :func:`convert_fx`, :func:`weight_bytes`.
+  :func:`static_int8_fx`, :func:`prepare_qat_fx` / :func:`convert_fx`, :func:`weight_bytes`;
+  its successor torchao: :func:`torchao_int8`.
 * ONNX Runtime: :func:`export_onnx`, :func:`ort_session`, :func:`ort_quantize_dynamic`,
   :func:`ort_quantize_static`, :class:`OrtClassifier`.
 * TFLite: :func:`tflite_convert`, :class:`TFLiteClassifier` (``ai_edge_litert`` interpreter).
@@ -16,9 +17,7 @@ them like any model. Nothing here writes into the repository: pass paths in a te
 from __future__ import annotations
 
 import copy
-import logging
 import os
-import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -29,14 +28,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._quiet import loggers, native_output
 from ._validate import module as _check_module
 from ._validate import positive
 
 __all__ = [
     "affine_params", "quantize", "dequantize", "fake_quantize", "int_range",
     "weight_bytes", "qconfig_mapping", "dynamic_int8", "static_int8_fx", "prepare_qat_fx",
-    "convert_fx", "import_torchao", "torchao_int8", "export_onnx", "ort_session", "ort_quantize_dynamic", "ort_quantize_static",
-    "OrtClassifier", "tflite_convert", "TFLiteClassifier", "summarize",
+    "convert_fx", "import_torchao", "torchao_int8", "export_onnx", "ort_session",
+    "ort_quantize_dynamic", "ort_quantize_static", "OrtClassifier", "tflite_convert",
+    "TFLiteClassifier", "summarize",
 ]
 
 _EPS = torch.finfo(torch.float32).eps  # torch's observers never return a scale below this
@@ -195,20 +196,12 @@ def weight_bytes(model) -> int:
 def import_torchao():
     """``torchao``, imported without its start-up log lines (on a CPU-only machine it reports its
     CUDA kernels as failing to load, which is expected and harmless)."""
-    import logging
-
-    loggers = [logging.getLogger(name) for name in ("torchao", "torch.utils._pytree")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
     try:
-        import torchao
+        with loggers("torchao", "torch.utils._pytree"):
+            import torchao
     except ImportError as exc:
-        raise ImportError(f"torchao does not import here ({exc}). Fix: pip install 'torchao>=0.13'"
+        raise ImportError(f"torchao does not import here ({exc}). Fix: pip install 'torchao>=0.14'"
                           ) from None
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
     return torchao
 
 
@@ -255,8 +248,8 @@ def qconfig_mapping(per_channel: bool = True, weight_bits: int = 8, qat: bool = 
 
 @contextmanager
 def _quiet_ao() -> Iterator[None]:
-    """torch.ao.quantization warns on every call that it is deprecated in favour of torchao (not
-    installed here, see lesson 03); the lesson says so once instead."""
+    """torch.ao.quantization warns on every call that it is deprecated in favour of torchao
+    (measured beside it in lesson 03); the lesson says so once instead."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*torch.ao.quantization.*")
@@ -374,17 +367,13 @@ def export_onnx(model: nn.Module, example, path) -> Path:
     was_training = m.training
     m = m.cpu().eval()
     batch = torch.export.Dim("batch", min=1, max=65536)
-    onnx_log = logging.getLogger("torch.onnx")
-    level = onnx_log.level
-    onnx_log.setLevel(logging.ERROR)  # "torchvision is not installed. Skipping torchvision::nms"
-    try:
-        with warnings.catch_warnings():
+    try:  # torch.onnx logs "torchvision is not installed. Skipping torchvision::nms"
+        with warnings.catch_warnings(), loggers("torch.onnx"):
             warnings.simplefilter("ignore")
             torch.onnx.export(m, (ex,), str(p), dynamo=True, external_data=False,
                               input_names=["x"], output_names=["logits"],
                               dynamic_shapes=({0: batch},), verbose=False)
     finally:
-        onnx_log.setLevel(level)
         m.train(was_training)
     return p
 
@@ -493,25 +482,6 @@ class OrtClassifier:
 # ----------------------------------------------------------------------------- TFLite
 
 
-@contextmanager
-def _native_quiet() -> Iterator[None]:
-    """Mute what C++ code prints straight to the process's stdout/stderr (the TFLite converter's
-    "fully_quantize: 0, ..." and XNNPACK's "Created TensorFlow Lite XNNPACK delegate"). Python
-    exceptions still propagate with their messages."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved, devnull = (os.dup(1), os.dup(2)), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (*saved, devnull):
-            os.close(fd)
-
-
 def tflite_convert(keras_model, representative_x=None, int8: bool | None = None) -> bytes:
     """Convert a Keras model to a TFLite flatbuffer (bytes).
 
@@ -545,7 +515,7 @@ def tflite_convert(keras_model, representative_x=None, int8: bool | None = None)
 
         converter.representative_dataset = gen
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    with warnings.catch_warnings(), _native_quiet():
+    with warnings.catch_warnings(), native_output():
         # "Statistics for quantized inputs were expected": our inputs stay float32, on purpose
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
         return converter.convert()
@@ -565,7 +535,7 @@ class TFLiteClassifier:
                             f"{type(model_content).__name__}")
         positive("threads", threads)
         self.model_content = bytes(model_content)
-        with _native_quiet():
+        with native_output():
             self.interpreter = Interpreter(model_content=self.model_content, num_threads=threads)
         self._in = self.interpreter.get_input_details()[0]
         self._out = self.interpreter.get_output_details()[0]
@@ -580,7 +550,7 @@ class TFLiteClassifier:
         xb = xb.reshape((len(xb), *self._in["shape"][1:]))
         if self._batch != len(xb):
             self.interpreter.resize_tensor_input(self._in["index"], list(xb.shape))
-            with _native_quiet():  # XNNPACK announces itself on the first allocation
+            with native_output():  # XNNPACK announces itself on the first allocation
                 self.interpreter.allocate_tensors()
             self._batch = len(xb)
         self.interpreter.set_tensor(self._in["index"], xb)

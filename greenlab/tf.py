@@ -7,34 +7,15 @@ Lessons call :func:`import_tf` instead of ``import tensorflow``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import warnings
 
+from ._quiet import native_output
 from ._validate import integer
 from .env import setup_threads
 
 __all__ = ["import_tf", "import_tfmot"]
-
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Silence file descriptor 2 (C++ logs) for the duration; Python errors still raise."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no real fd 2 (some notebook front-ends)
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def import_tf(threads: int | None = None, seed: int | None = None):
@@ -57,7 +38,7 @@ def import_tf(threads: int | None = None, seed: int | None = None):
         integer("seed", seed, minimum=0)
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _quiet_stderr():  # TF 2.21 logs oneDNN/CUDA lines at import whatever the log level
+    with native_output(fds=(2,)):  # TF 2.21 logs oneDNN/CUDA lines at import whatever the log level
         import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
