@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._validate import module, positive
+from .train import logits
 
 __all__ = ["UNLABELLED", "soft_targets", "kd_loss", "distill_loss_fn", "teacher_logits",
            "gap_recovered"]
@@ -110,17 +111,11 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: 
     return alpha * soft + (1.0 - alpha) * hard
 
 
-@torch.no_grad()
 def teacher_logits(teacher: nn.Module, x, batch_size: int = 1024) -> torch.Tensor:
     """The teacher's logits for every row of ``x`` (eval mode, no gradients), on the CPU."""
     module(teacher, "teacher")
     positive("batch_size", batch_size)
-    xt = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x,
-                         dtype=torch.float32)
-    teacher.eval()
-    dev = next((p.device for p in teacher.parameters()), torch.device("cpu"))
-    out = [teacher(xt[i:i + batch_size].to(dev)).cpu() for i in range(0, len(xt), batch_size)]
-    return torch.cat(out)
+    return logits(teacher, x if isinstance(x, torch.Tensor) else np.asarray(x), batch_size)
 
 
 def distill_loss_fn(teacher: nn.Module | torch.Tensor, T: float = 2.0, alpha: float = 0.7,

@@ -18,7 +18,7 @@ from ._validate import module as _check_model
 from ._validate import positive
 from .env import device as default_device
 
-__all__ = ["fit", "evaluate", "predict", "History"]
+__all__ = ["fit", "evaluate", "predict", "logits", "History"]
 
 
 @dataclass
@@ -125,16 +125,22 @@ def fit(
 
 
 @torch.no_grad()
-def predict(model, x, batch_size: int = 1024) -> np.ndarray:
-    """Class predictions for ``x`` from a torch module (in eval mode) or a scikit-learn model."""
-    if hasattr(model, "predict") and not isinstance(model, nn.Module):
-        return np.asarray(model.predict(np.asarray(x).reshape(len(x), -1)))
+def logits(model: nn.Module, x, batch_size: int = 1024) -> torch.Tensor:
+    """A torch module's outputs for every row of ``x``, in batches on the model's device, in eval
+    mode and without gradients; returned on the CPU."""
     _check_model(model)
     model.eval()
     dev = next((p.device for p in model.parameters()), torch.device("cpu"))
     xt = _as_tensor(x, torch.float32)
-    out = [model(xt[i:i + batch_size].to(dev)).argmax(-1).cpu() for i in range(0, len(xt), batch_size)]
-    return torch.cat(out).numpy()
+    return torch.cat([model(xt[i:i + batch_size].to(dev)).cpu()
+                      for i in range(0, len(xt), batch_size)])
+
+
+def predict(model, x, batch_size: int = 1024) -> np.ndarray:
+    """Class predictions for ``x`` from a torch module (in eval mode) or a scikit-learn model."""
+    if hasattr(model, "predict") and not isinstance(model, nn.Module):
+        return np.asarray(model.predict(np.asarray(x).reshape(len(x), -1)))
+    return logits(model, x, batch_size).argmax(-1).numpy()
 
 
 def evaluate(model, x, y) -> dict[str, float]:

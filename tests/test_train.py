@@ -90,3 +90,14 @@ def test_setup_and_device(monkeypatch):
         gl.setup(seed="0")
     with pytest.raises(ValueError, match="threads must be >= 1"):
         gl.setup(threads=0)
+
+
+def test_logits_batches_and_predict_is_their_argmax():
+    torch.manual_seed(0)
+    model = gl.models.mlp(40, (16,), 10)
+    x = np.random.default_rng(0).normal(size=(50, 40)).astype(np.float32)
+    out = gl.train.logits(model, x, batch_size=7)  # 8 batches, the last one short
+    assert out.shape == (50, 10) and not out.requires_grad and not model.training
+    with torch.no_grad():
+        torch.testing.assert_close(out, model(torch.as_tensor(x)))
+    np.testing.assert_array_equal(gl.train.predict(model, x), out.argmax(-1).numpy())
