@@ -68,6 +68,14 @@ def prunable(model: nn.Module, module_types: tuple[type, ...] = PRUNABLE
     return found
 
 
+def _masked(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    """``(layer, "weight")`` for every tensor ``torch.nn.utils.prune`` masks (it keeps
+    ``weight_orig`` as the parameter and ``weight_mask`` as a buffer)."""
+    return [(m, name.removesuffix("_orig")) for m in model.modules()
+            for name, _ in m.named_parameters(recurse=False)
+            if name.endswith("_orig") and hasattr(m, name.removesuffix("_orig") + "_mask")]
+
+
 def _refresh(model: nn.Module) -> nn.Module:
     """Recompute each masked ``weight`` (= ``weight_orig * weight_mask``) outside autograd.
 
@@ -75,11 +83,8 @@ def _refresh(model: nn.Module) -> nn.Module:
     ``copy.deepcopy`` refuses such modules; the pre-forward hook recomputes it anyway.
     """
     with torch.no_grad():
-        for m in model.modules():
-            for name, _ in list(m.named_parameters(recurse=False)):
-                base = name.removesuffix("_orig")
-                if base != name and hasattr(m, base + "_mask"):
-                    setattr(m, base, getattr(m, name) * getattr(m, base + "_mask"))
+        for m, base in _masked(model):
+            setattr(m, base, getattr(m, base + "_orig") * getattr(m, base + "_mask"))
     return model
 
 
@@ -149,12 +154,8 @@ def make_permanent(model: nn.Module) -> nn.Module:
     Afterwards the model is a plain module (``weight`` is a parameter again, zeros included), so
     it saves without the doubled ``weight_orig`` + ``weight_mask`` and exports cleanly.
     """
-    _check_model(model)
-    for m in model.modules():
-        for name, _ in list(m.named_parameters(recurse=False)):
-            base = name.removesuffix("_orig")
-            if base != name and hasattr(m, base + "_mask"):
-                prune.remove(m, base)
+    for m, base in _masked(_check_model(model)):
+        prune.remove(m, base)
     return model
 
 
@@ -295,14 +296,13 @@ def sparse_size_bytes(model: nn.Module, min_sparsity: float = 0.5) -> int:
     """
     _check_model(model)
     min_sparsity = _check_sparsity(min_sparsity, "min_sparsity")
-    state = {}
-    for name, t in model.state_dict().items():
+    full, state = model.state_dict(), {}
+    for name, t in full.items():
         if name.endswith("_mask"):
             continue
         if name.endswith("_orig"):
             name = name[: -len("_orig")]
-            mask = model.state_dict()[name + "_mask"]
-            t = t * mask
+            t = t * full[name + "_mask"]
         t = t.detach().cpu()
         if t.is_floating_point() and t.dim() >= 2 and t.numel() and (
                 float((t == 0).float().mean()) >= min_sparsity):
