@@ -167,7 +167,8 @@ def _factorize(layer: nn.Module, rank: int) -> Factorized:
 
 
 def _max_rank(layer: nn.Module) -> int:
-    return min(_matrix(layer).shape)
+    """The rank of ``layer``'s weight seen as an ``out x (everything else)`` matrix, at most."""
+    return min(layer.weight.shape[0], math.prod(layer.weight.shape[1:]))
 
 
 def _saves(layer: nn.Module, rank: int) -> bool:
