@@ -25,20 +25,28 @@ __all__ = ["count_params", "count_nonzero", "sparsity", "size_bytes", "compresse
            "flops", "latency", "Latency", "summarize"]
 
 
-def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Named weights as the model would be saved, as float tensors: pruning masks applied,
-    int8 weights dequantized (packed ``torch.ao`` params unpacked, torchao tensors too), buffers
-    excluded."""
+def _unmasked_state(model: nn.Module) -> dict:
+    """``model.state_dict()`` with pruning masks applied: ``torch.nn.utils.prune`` keeps
+    ``weight_orig`` and ``weight_mask``; here they are one ``weight``, as after ``prune.remove``."""
     state = model.state_dict()
     out = {}
     for name, t in state.items():
         if name.endswith("_mask"):
             continue
-        if name.endswith("_orig"):  # torch.nn.utils.prune keeps weight_orig and weight_mask
-            base = name[: -len("_orig")]
-            mask = state.get(base + "_mask")
+        if name.endswith("_orig"):
+            name = name[: -len("_orig")]
+            mask = state.get(name + "_mask")
             t = t * mask if mask is not None else t
-            name = base
+        out[name] = t
+    return out
+
+
+def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Named weights as the model would be saved, as float tensors: pruning masks applied,
+    int8 weights dequantized (packed ``torch.ao`` params unpacked, torchao tensors too), buffers
+    excluded."""
+    out = {}
+    for name, t in _unmasked_state(model).items():
         items = [(name, t)]
         if isinstance(t, tuple):  # quantized Linear: _packed_params = (int8 weight, float bias)
             items = [(f"{name}.{i}", x) for i, x in enumerate(t)]

@@ -30,6 +30,7 @@ from torch.nn.utils import prune
 from ._validate import at_least, positive
 from ._validate import module as _check_model
 from .models import CNN1d
+from .profile import _unmasked_state
 
 __all__ = ["PRUNABLE", "prunable", "global_magnitude", "layerwise_magnitude", "make_permanent",
            "is_pruned", "layer_sparsity", "polynomial_sparsity", "gradual_magnitude",
@@ -296,13 +297,8 @@ def sparse_size_bytes(model: nn.Module, min_sparsity: float = 0.5) -> int:
     """
     _check_model(model)
     min_sparsity = _check_sparsity(min_sparsity, "min_sparsity")
-    full, state = model.state_dict(), {}
-    for name, t in full.items():
-        if name.endswith("_mask"):
-            continue
-        if name.endswith("_orig"):
-            name = name[: -len("_orig")]
-            t = t * full[name + "_mask"]
+    state = {}
+    for name, t in _unmasked_state(model).items():
         t = t.detach().cpu()
         if t.is_floating_point() and t.dim() >= 2 and t.numel() and (
                 float((t == 0).float().mean()) >= min_sparsity):
