@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._atomic import replacing
 from ._validate import at_least, positive
 
 __all__ = ["Dataset", "load", "mnist1d_extra", "to_loader", "to_tf_dataset", "shift_augment",
@@ -79,10 +80,8 @@ def _mnist1d_arrays(num_samples: int, seed: int, train_split: float) -> dict[str
         "x_test": d["x_test"].astype(np.float32),
         "y_test": d["y_test"].astype(np.int64),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)  # atomic: two kernels may generate at once
+    with replacing(path) as tmp:  # atomic: two kernels may generate at once
+        np.savez(tmp, **arrays)
     return arrays
 
 

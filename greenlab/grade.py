@@ -22,10 +22,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from ._atomic import replacing
 
 __all__ = ["TestResult", "question_tests", "run_question", "notebook", "Assigned", "assign",
            "autograder", "find_master", "TaskScore", "Report", "grade", "main"]
@@ -236,10 +237,9 @@ def autograder(master: str | Path, build_dir: str | Path | None = None,
             if old != target:
                 old.unlink(missing_ok=True)
                 _points_file(old).unlink(missing_ok=True)
-        partial = target.with_suffix(".part")
-        shutil.copyfile(made, partial)
-        _write_json(_questions(partial), _points_file(target))  # grading then needs no otter import
-        os.replace(partial, target)
+        with replacing(target) as partial:
+            shutil.copyfile(made, partial)
+            _write_json(_questions(partial), _points_file(target))  # grading needs no otter import
     return target
 
 
@@ -414,12 +414,9 @@ def _check_notebook(path: Path) -> str:
 
 def _write_json(data: dict, path: Path) -> None:
     """Write ``data`` to ``path`` atomically (a reader sees the old file or the new, never half)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
-    with open(partial, "w", encoding="utf-8") as f:  # open(): the usual permissions (umask)
-        json.dump(data, f, indent=1)
+    with replacing(path) as partial, open(partial, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)  # open(): the usual permissions (umask)
         f.write("\n")
-    os.replace(partial, path)
 
 
 def grade(path: str | Path, *, master: str | Path | None = None,

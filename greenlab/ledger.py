@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from contextlib import closing
 from pathlib import Path
 
+from ._atomic import replacing
+
 __all__ = ["COLUMNS", "PHASES", "log", "read", "export_csv", "default_path", "machine"]
 
 # column -> SQL type; the order is the order of CSV exports
@@ -181,8 +183,6 @@ def read(path: str | Path | None = None, latest: bool = True, phase: str | None 
 def export_csv(dest: str | Path, path: str | Path | None = None, latest: bool = True) -> Path:
     """Write the ledger as CSV atomically (temp file + rename); returns ``dest``."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    read(path, latest=latest).to_csv(tmp, index=False)
-    os.replace(tmp, dest)
+    with replacing(dest) as tmp:
+        read(path, latest=latest).to_csv(tmp, index=False)
     return dest
