@@ -22,6 +22,8 @@ import nbformat
 import psutil
 from nbclient import NotebookClient
 
+from greenlab._atomic import replacing
+
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET_S, BUDGET_MIB = 90.0, 1536.0
 
@@ -109,10 +111,8 @@ def main(argv: list[str]) -> int:
         print(f"bench: {p.relative_to(ROOT)} ...", end=" ", flush=True)
         rows.append(run_one(p))
         print(f"{rows[-1]['wall_s']:.1f} s, {rows[-1]['peak_mib']:.0f} MiB, {rows[-1]['status']}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(table(rows))
-    os.replace(tmp, args.out)
+    with replacing(args.out) as tmp:
+        tmp.write_text(table(rows))
     print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
     return 0
 

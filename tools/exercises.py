@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nbtools  # noqa: E402  (tools/ is not a package)
 
 from greenlab import grade  # noqa: E402
+from greenlab._atomic import replacing  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 INIT_MARK = "# Initialize Otter"
@@ -108,10 +109,8 @@ def main(argv: list[str] | None = None) -> int:
                     bad.append(f"{target.name}: differs from what `make exercises` generates")
                 bad += [f"{target.name}: {p}" for p in problems(target, master)]
             else:
-                args.exercises.mkdir(parents=True, exist_ok=True)
-                partial = target.with_suffix(".part")
-                partial.write_text(text, encoding="utf-8")
-                partial.replace(target)
+                with replacing(target) as partial:
+                    partial.write_text(text, encoding="utf-8")
                 print(f"wrote {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}")
     if args.check and not args.lessons:
         known = {args.exercises / m.name for m in masters}
