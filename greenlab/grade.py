@@ -419,6 +419,11 @@ def _write_json(data: dict, path: Path) -> None:
         f.write("\n")
 
 
+def _report_path(notebook: Path, json_path: str | Path | None) -> Path:
+    """Where the JSON report goes: ``json_path``, or ``<notebook stem>.grade.json`` beside it."""
+    return Path(json_path) if json_path else notebook.with_name(f"{notebook.stem}.grade.json")
+
+
 def grade(path: str | Path, *, master: str | Path | None = None,
           autograder_zip: str | Path | None = None, timeout_s: float = 300.0,
           json_path: str | Path | None = None, build_dir: str | Path | None = None) -> Report:
@@ -477,8 +482,7 @@ def grade(path: str | Path, *, master: str | Path | None = None,
         message = "" if passed else "; ".join(got["messages"]) or "failed"
         tasks.append(TaskScore(question, got["points"], max_points, passed, message))
     report = Report(str(path), name, status, tasks, notes, time.perf_counter() - start)
-    target = Path(json_path) if json_path else path.with_name(f"{path.stem}.grade.json")
-    _write_json(report.to_dict(), target)
+    _write_json(report.to_dict(), _report_path(path, json_path))
     return report
 
 
@@ -507,9 +511,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(report.table())
-    where = args.json or Path(args.path).with_name(f"{Path(args.path).stem}.grade.json")
     print(f"{report.status}: {report.score:g} / {report.max_score:g} points in {report.time_s:.0f} s;"
-          f" report written to {where}")
+          f" report written to {_report_path(Path(args.path), args.json)}")
     return 0
 
 
