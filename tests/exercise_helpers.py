@@ -35,15 +35,17 @@ def assert_all_pass(master: Path, question: str, answers: dict) -> None:
     assert not failed, failed
 
 
-def assert_rejects(master: Path, question: str, answers: dict, text: str,
+def assert_rejects(master: Path, question: str, answers: dict, text: str | tuple[str, ...],
                    answer_may_raise: bool = False) -> None:
-    """At least one test fails, cleanly (a failed check, not a crash), with ``text`` in its
-    message. ``answer_may_raise``: other tests may fail because the wrong answer itself raises on
-    their inputs (the learner then sees their own exception)."""
+    """At least one test fails, cleanly (a failed check, not a crash), with ``text`` (or every
+    fragment of a tuple of them) in its message. ``answer_may_raise``: other tests may fail because
+    the wrong answer itself raises on their inputs (the learner then sees their own exception)."""
+    fragments = (text,) if isinstance(text, str) else text
     failed = [r for r in answers_results(master, question, answers) if not r.passed]
     messages = [r.message for r in failed]
     assert failed, f"{question} accepted a wrong answer"
-    assert any(text in m and m.startswith(CLEAN_FAILURES) for m in messages), messages
+    assert any(all(f in m for f in fragments) and m.startswith(CLEAN_FAILURES)
+               for m in messages), messages
     if not answer_may_raise:
         assert all(m.startswith(CLEAN_FAILURES) for m in messages), messages
 

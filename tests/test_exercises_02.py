@@ -4,41 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
+import exercise_helpers as helpers
 import pytest
 import torch
 from torch import nn
 from torch.nn.utils import prune
-
-from greenlab.grade import run_question
 
 MASTER = Path(__file__).resolve().parents[1] / "solutions" / "02_pruning.ipynb"
 
 
 def _solution(name: str):
     """The solution function ``name`` from the master notebook, executed as the master runs it."""
-    nb = nbformat.read(MASTER, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code" and f"def {name}(" in cell.source:
-            namespace = {"torch": torch, "nn": nn, "prune": prune}
-            exec(compile(cell.source, f"<master {name}>", "exec"), namespace)
-            return namespace[name]
-    raise LookupError(f"no solution cell defines {name!r} in {MASTER}")
+    return helpers.master_solution(MASTER, name, {"torch": torch, "nn": nn, "prune": prune})
 
 
 def _passes(question: str, answers: dict) -> None:
-    results = run_question(MASTER, question, answers)
-    assert results, f"{question} has no tests"
-    failed = [r.message for r in results if not r.passed]
-    assert not failed, failed
+    helpers.assert_all_pass(MASTER, question, answers)
 
 
 def _fails(question: str, answers: dict, *fragments: str) -> None:
-    """At least one test of ``question`` fails, and a failure message holds every fragment."""
-    results = run_question(MASTER, question, answers)
-    messages = [r.message for r in results if not r.passed]
-    assert messages, f"{question}: the wrong answer passed every test"
-    assert any(all(f in m for f in fragments) for m in messages), messages
+    """At least one test of ``question`` fails cleanly, and its message holds every fragment."""
+    helpers.assert_rejects(MASTER, question, answers, fragments)
 
 
 def _stub(*args, **kwargs):
@@ -72,7 +58,7 @@ def test_q1_numpy_on_a_grad_tensor_fails_in_the_hidden_test():
     def via_numpy(t):
         return float((t.numpy() == 0).mean())  # fails for weights that require grad
 
-    results = run_question(MASTER, "q1", {"sparsity_of": via_numpy})
+    results = helpers.answers_results(MASTER, "q1", {"sparsity_of": via_numpy})
     assert [r.passed for r in results] == [True, False]
     assert results[1].hidden and "requires grad" in results[1].message
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import exercise_helpers as helpers
 import numpy as np
 import pytest
 import torch
@@ -17,28 +18,16 @@ MASTER = Path(__file__).resolve().parents[1] / "solutions" / "03_quantization.ip
 
 def master_solution(name: str):
     """The function ``name`` as the master's solution cell defines it."""
-    import nbformat
-
-    nb = nbformat.read(MASTER, as_version=4)
-    src = next(c.source for c in nb.cells if c.cell_type == "code"
-               and f"def {name}(" in c.source and "BEGIN SOLUTION" in c.source)
-    namespace = {"copy": copy, "np": np, "torch": torch, "gl": gl}
-    exec(compile(src, f"<master {name}>", "exec"), namespace)
-    return namespace[name]
-
-
-def run(question: str, name: str, answer) -> list:
-    return gl.grade.run_question(MASTER, question, {name: answer})
+    return helpers.master_solution(MASTER, name, {"copy": copy, "np": np, "torch": torch, "gl": gl})
 
 
 def assert_passes(question: str, name: str, answer) -> None:
-    results = run(question, name, answer)
-    assert results, f"{question} has no tests"
-    assert all(r.passed for r in results), [r.message for r in results]
+    helpers.assert_passes(MASTER, question, name, answer)
 
 
 def assert_rejected(question: str, name: str, answer, *fragments: str) -> None:
-    results = run(question, name, answer)
+    """The *first* failing test fails cleanly, with every fragment in its message."""
+    results = helpers.answers_results(MASTER, question, {name: answer})
     failed = [r for r in results if not r.passed]
     assert failed, f"{question}: a wrong answer passed"
     message = failed[0].message
