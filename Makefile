@@ -104,7 +104,7 @@ exercises-check: $(STAMP)
 # Grade one notebook in a fresh kernel (otter run, offline): a score table, and NB's .grade.json.
 grade: $(STAMP)
 	@test -n "$(NB)" || { echo "usage: make grade NB=exercises/02_pruning.ipynb [TIMEOUT=300]"; exit 2; }
-	$(BIN)/python -m greenlab.grade "$(NB)" $(if $(TIMEOUT),--timeout $(TIMEOUT))
+	$(BIN)/python -m greenlab.course.grade "$(NB)" $(if $(TIMEOUT),--timeout $(TIMEOUT))
 
 bench: $(STAMP)
 	$(BIN)/python tools/bench.py $(NOTEBOOKS)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import replacing
-from ._validate import at_least, positive
+from ._internal.atomic import replacing
+from ._internal.validate import at_least, positive
 
 __all__ = ["Dataset", "load", "mnist1d_extra", "to_loader", "to_tf_dataset", "shift_augment",
            "NAMES"]

@@ -12,7 +12,7 @@ import random
 import sys
 from dataclasses import dataclass, field
 
-from ._validate import integer as _check_int
+from ._internal.validate import integer as _check_int
 
 __all__ = ["setup", "setup_threads", "device", "check", "report", "RunInfo", "REQUIREMENTS"]
 

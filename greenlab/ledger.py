@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from contextlib import closing
 from pathlib import Path
 
-from ._atomic import replacing
+from ._internal.atomic import replacing
 
 __all__ = ["COLUMNS", "PHASES", "log", "read", "export_csv", "default_path", "machine"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._validate import integer
+from ._internal.validate import integer
 
 __all__ = ["linear", "mlp", "cnn1d", "rnn", "CNN1d", "RNNClassifier"]
 

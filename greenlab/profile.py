@@ -14,15 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
-from ._validate import at_least
-from ._validate import module as _module
+from ._internal.validate import at_least
+from ._internal.validate import module as _module
 
 __all__ = ["count_params", "count_nonzero", "sparsity", "size_bytes", "compressed_size_bytes",
-           "flops", "latency", "Latency", "summarize"]
+           "flops", "latency", "Latency"]
 
 
 def _unmasked_state(model: nn.Module) -> dict:
@@ -178,24 +177,3 @@ def latency(fn: Callable[[], object], warmup: int = 3, repeats: int = 20) -> Lat
     q = statistics.quantiles(times, n=10, method="inclusive") if repeats > 1 else [times[0]] * 9
     return Latency(statistics.median(times), q[0], q[-1], repeats)
 
-
-def summarize(model, x_test, y_test, batch_size: int = 256, repeats: int = 20) -> dict:
-    """Accuracy, F1, latency (ms per batch of ``batch_size``), size and parameters of a model.
-
-    The keys match :mod:`greenlab.ledger` columns, so the dict can be logged as it is.
-    """
-    from .train import evaluate, predict
-
-    row = evaluate(model, x_test, y_test)
-    batch = np.asarray(x_test[:batch_size], dtype=np.float32)
-    if isinstance(model, nn.Module):
-        dev = next((p.device for p in model.parameters()), torch.device("cpu"))
-        xb = torch.as_tensor(batch).to(dev)
-        lat = latency(lambda: model(xb), repeats=repeats)
-        row.update(params=count_params(model), nonzero=count_nonzero(model))
-    else:
-        lat = latency(lambda: predict(model, batch), repeats=repeats)
-        row.update(params=None, nonzero=None)
-    row.update(latency_ms=lat.median_ms, latency_p90_ms=lat.p90_ms, batch_size=len(batch),
-               size_bytes=size_bytes(model))
-    return row

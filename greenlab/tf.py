@@ -11,8 +11,8 @@ import os
 import sys
 import warnings
 
-from ._quiet import native_output
-from ._validate import integer
+from ._internal.quiet import native_output
+from ._internal.validate import integer
 from .env import setup_threads
 
 __all__ = ["import_tf", "import_tfmot"]

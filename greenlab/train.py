@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validate import module as _check_model
-from ._validate import positive
+from ._internal.validate import module as _check_model
+from ._internal.validate import positive
 from .env import device as default_device
 
 __all__ = ["fit", "evaluate", "predict", "logits", "History"]

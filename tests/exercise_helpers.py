@@ -5,7 +5,7 @@ from pathlib import Path
 
 import nbformat
 
-from greenlab.grade import question_tests, run_question
+from greenlab.course.autograder import question_tests, run_question
 
 
 def master_solution(master: Path, name: str, namespace: dict):
@@ -18,7 +18,7 @@ def master_solution(master: Path, name: str, namespace: dict):
     raise LookupError(f"no solution cell defines {name} in {master}")
 
 
-# A check that failed on purpose: greenlab.checks raises CheckFailed, plain test cells assert.
+# A check that failed on purpose: greenlab.course.checks raises CheckFailed, plain test cells assert.
 # Anything else (TypeError, NameError, ...) means the test itself crashed on the answer.
 CLEAN_FAILURES = ("CheckFailed", "AssertionError")
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from greenlab import _atomic
+from greenlab._internal import atomic as _atomic
 
 
 def test_replacing_swaps_in_the_new_file_whole(tmp_path):

@@ -4,8 +4,8 @@ import torch
 from torch.nn.utils import prune
 
 import greenlab as gl
-from greenlab import checks
-from greenlab.checks import CheckFailed
+from greenlab.course import checks
+from greenlab.course.checks import CheckFailed
 
 
 def test_check_failed_is_an_assertion_error():

@@ -1,4 +1,4 @@
-"""greenlab.distill: Hinton's loss against a hand computation, argument checks, fit integration."""
+"""greenlab.techniques.distill: Hinton's loss against a hand computation, argument checks, fit integration."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 from torch.nn import functional as F
 
 import greenlab as gl
-from greenlab import distill
+from greenlab.techniques import distill
 
 
 def _logits(seed: int = 0, n: int = 6, c: int = 4) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,7 +9,7 @@ import exercise_helpers as helpers
 import numpy as np
 import pytest
 
-from greenlab import grade
+from greenlab.course import autograder
 from greenlab.meters import J_PER_KWH
 
 MASTER = Path(__file__).resolve().parents[1] / "solutions" / "00_measuring_energy.ipynb"
@@ -18,7 +18,7 @@ stub = helpers.stub
 SOLUTION = helpers.master_namespace(MASTER)
 
 
-def _run(question: str, answers: dict) -> list[grade.TestResult]:
+def _run(question: str, answers: dict) -> list[autograder.TestResult]:
     return helpers.answers_results(MASTER, question, answers)
 
 

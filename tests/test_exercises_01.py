@@ -12,7 +12,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from greenlab import grade
+from greenlab.course import autograder
 
 MASTER = Path(__file__).resolve().parents[1] / "solutions" / "01_baselines.ipynb"
 
@@ -20,7 +20,7 @@ stub = helpers.stub
 SOLUTION = helpers.master_namespace(MASTER)
 
 
-def _run(question: str, answers: dict) -> list[grade.TestResult]:
+def _run(question: str, answers: dict) -> list[autograder.TestResult]:
     with threadpool_limits(limits=1):  # tiny BLAS problems: extra threads only spin-wait
         return helpers.answers_results(MASTER, question, answers)
 

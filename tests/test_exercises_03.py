@@ -197,7 +197,7 @@ def test_q4_rejects(wrong, fragments, no_deterministic_mode):
 
 
 def test_every_question_is_tested_here():
-    assert sorted(gl.grade.question_tests(MASTER)) == ["q1", "q2", "q3", "q4"]
+    assert sorted(gl.course.autograder.question_tests(MASTER)) == ["q1", "q2", "q3", "q4"]
 
 
 @pytest.mark.parametrize("question,name", [("q1", "affine_params"), ("q2", "quantize"),

@@ -8,7 +8,7 @@ from exercise_helpers import assert_fails, assert_passes, master_solution
 from exercise_helpers import stub as _stub
 from torch.nn import functional as F
 
-from greenlab import distill
+from greenlab.techniques import distill
 
 MASTER = Path(__file__).resolve().parents[1] / "solutions" / "04_distillation.ipynb"
 

@@ -162,7 +162,7 @@ def test_q4_solution_passes():
 
 
 def test_q4_library_answer_passes():
-    from greenlab.lowrank import factorize_linear
+    from greenlab.techniques.lowrank import factorize_linear
 
     _passes("q4", "factorize", factorize_linear)  # sqrt(S) on both sides: the same product
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from greenlab import grade
+from greenlab.course import autograder, grade
 
 ROOT = Path(__file__).resolve().parents[1]
 MASTER = ROOT / "tests" / "fixtures" / "99_grading.ipynb"
@@ -104,7 +104,7 @@ def test_generation_is_deterministic_and_strips_solutions_and_hidden_tests(built
 def test_points_come_from_the_zip_or_its_points_file(built, tmp_path):
     bare = tmp_path / "bare.zip"  # a zip from elsewhere, without the points file beside it
     bare.write_bytes(built.zip.read_bytes())
-    assert grade._questions(bare) == grade._questions(built.zip) == {"q1": 2.0, "q2": 1.0}
+    assert autograder.questions(bare) == autograder.questions(built.zip) == {"q1": 2.0, "q2": 1.0}
 
 
 def test_check_mode_reports_drift_and_leaked_solutions(built, tmp_path, capsys):
@@ -187,10 +187,10 @@ def test_cli_usage_errors_are_clear(tmp_path, capsys):
 
 
 def test_run_question_still_reads_both_solution_styles():
-    assert set(grade.question_tests(MASTER)) == {"q1", "q2"}
-    assert all(r.passed for r in grade.run_question(MASTER, "q2", {
+    assert set(autograder.question_tests(MASTER)) == {"q1", "q2"}
+    assert all(r.passed for r in autograder.run_question(MASTER, "q2", {
         "zero_fraction": lambda v: float((__import__("numpy").asarray(v) == 0).mean())}))
-    (result,) = grade.run_question(MASTER, "q1", {"double": lambda x: x + x + 1})
+    (result,) = autograder.run_question(MASTER, "q1", {"double": lambda x: x + x + 1})
     assert not result.passed and result.message == "CheckFailed: double(2) should be 4, got 5"
 
 

@@ -1,12 +1,12 @@
-"""greenlab.lowrank: truncated-SVD factorization of Linear and Conv1d layers."""
+"""greenlab.techniques.lowrank: truncated-SVD factorization of Linear and Conv1d layers."""
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from greenlab import lowrank
-from greenlab.lowrank import (
+from greenlab.techniques import lowrank
+from greenlab.techniques.lowrank import (
     Factorized,
     choose_ranks,
     factorize_conv1d,

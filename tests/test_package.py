@@ -25,3 +25,7 @@ def test_unknown_attribute():
         assert "no attribute 'nope'" in str(exc)
     else:
         raise AssertionError("expected AttributeError")
+
+
+def test_all_lists_exactly_the_lazy_names():
+    assert set(greenlab.__all__) == set(greenlab._FUNCTIONS) | set(greenlab._SUBMODULES)

@@ -1,4 +1,4 @@
-"""greenlab.prune: magnitude pruning through torch.nn.utils.prune, schedules, channel removal."""
+"""greenlab.techniques.prune: magnitude pruning through torch.nn.utils.prune, schedules, channel removal."""
 
 import copy
 
@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 import greenlab as gl
-from greenlab import prune as gp
+from greenlab.techniques import prune as gp
 
 
 def _mlp() -> nn.Module:

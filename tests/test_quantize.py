@@ -1,4 +1,4 @@
-"""greenlab.quantize: the teaching maths equals torch bit for bit; the library wrappers work offline."""
+"""greenlab.techniques.quantize: the teaching maths equals torch bit for bit; the library wrappers work offline."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import greenlab as gl
-from greenlab import quantize as glq
+from greenlab.techniques import quantize as glq
 
 
 @pytest.fixture(autouse=True)
@@ -223,7 +223,7 @@ def test_import_torchao_is_quiet_and_leaves_logging_as_it_was():
     import subprocess
     import sys
 
-    code = ("import logging; from greenlab import quantize; quantize.import_torchao(); "
+    code = ("import logging; from greenlab.techniques import quantize; quantize.import_torchao(); "
             "print(logging.getLogger('torchao').level)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "Failed to load" not in out.stderr and "torch.compile" not in out.stderr, out.stderr
@@ -248,16 +248,16 @@ def test_qat_prepare_train_convert(tiny):
 
 def test_export_onnx_and_ort_runtimes(tiny, tmp_path):
     model, x = tiny
-    path = glq.export_onnx(model, x[:2], tmp_path / "m.onnx")
+    path = gl.runtimes.export_onnx(model, x[:2], tmp_path / "m.onnx")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # no side .onnx.data file
-    clf = glq.OrtClassifier(path, threads=1)
+    clf = gl.runtimes.OrtClassifier(path, threads=1)
     with torch.no_grad():
         ref = model(x).numpy()
     for n in (1, 7, 300):  # dynamic batch dimension
         np.testing.assert_allclose(clf.logits(x[:n].numpy()), ref[:n], atol=1e-4)
     assert clf.size_bytes == path.stat().st_size and "OrtClassifier" in repr(clf)
-    static = glq.OrtClassifier(glq.ort_quantize_static(path, tmp_path / "s.onnx", x), threads=1)
-    dynamic = glq.OrtClassifier(glq.ort_quantize_dynamic(path, tmp_path / "d.onnx"), threads=1)
+    static = gl.runtimes.OrtClassifier(gl.runtimes.ort_quantize_static(path, tmp_path / "s.onnx", x), threads=1)
+    dynamic = gl.runtimes.OrtClassifier(gl.runtimes.ort_quantize_dynamic(path, tmp_path / "d.onnx"), threads=1)
     for q in (static, dynamic):
         assert (q.predict(x.numpy()) == ref.argmax(1)).mean() > 0.9
         assert q.size_bytes < clf.size_bytes
@@ -268,18 +268,18 @@ def test_export_onnx_and_ort_runtimes(tiny, tmp_path):
 def test_onnx_helpers_validate(tiny, tmp_path):
     model, x = tiny
     with pytest.raises(ValueError, match="at least 2 samples"):
-        glq.export_onnx(model, x[:1], tmp_path / "m.onnx")
+        gl.runtimes.export_onnx(model, x[:1], tmp_path / "m.onnx")
     with pytest.raises(ValueError, match="does not exist"):
-        glq.export_onnx(model, x[:2], tmp_path / "nope" / "m.onnx")
+        gl.runtimes.export_onnx(model, x[:2], tmp_path / "nope" / "m.onnx")
     with pytest.raises(TypeError, match="path must be a file path"):
-        glq.ort_session(3)
+        gl.runtimes.ort_session(3)
     with pytest.raises(ValueError, match="is not a file"):
-        glq.ort_session(tmp_path / "missing.onnx")
-    path = glq.export_onnx(model, x[:2], tmp_path / "m.onnx")
+        gl.runtimes.ort_session(tmp_path / "missing.onnx")
+    path = gl.runtimes.export_onnx(model, x[:2], tmp_path / "m.onnx")
     with pytest.raises(ValueError, match="threads must be"):
-        glq.ort_session(path, threads=0)
+        gl.runtimes.ort_session(path, threads=0)
     with pytest.raises(ValueError, match="calib_x must hold"):
-        glq.ort_quantize_static(path, tmp_path / "s.onnx", x[:0])
+        gl.runtimes.ort_quantize_static(path, tmp_path / "s.onnx", x[:0])
 
 
 # ----------------------------------------------------------------------------- summaries
@@ -289,7 +289,7 @@ def test_summarize_rows_fit_the_ledger(tiny, tmp_path):
     model, x = tiny
     y = torch.randint(0, 10, (len(x),)).numpy()
     q = glq.static_int8_fx(model, x)
-    clf = glq.OrtClassifier(glq.export_onnx(model, x[:2], tmp_path / "m.onnx"), threads=1)
+    clf = gl.runtimes.OrtClassifier(gl.runtimes.export_onnx(model, x[:2], tmp_path / "m.onnx"), threads=1)
     for m in (model, q, clf):
         row = glq.summarize(m, x.numpy(), y, params=123, repeats=2)
         assert set(row) == {"accuracy", "f1", "latency_ms", "size_bytes", "params"}
@@ -311,16 +311,16 @@ def test_tflite_fp32_and_int8():
                               tf.keras.layers.Dense(10)])
     x = np.random.default_rng(0).normal(size=(200, 40)).astype(np.float32)
     ref = km(x).numpy()
-    fp32 = glq.TFLiteClassifier(glq.tflite_convert(km), threads=1)
+    fp32 = gl.runtimes.TFLiteClassifier(gl.runtimes.tflite_convert(km), threads=1)
     np.testing.assert_allclose(fp32.logits(x), ref, atol=1e-4)
-    int8_bytes = glq.tflite_convert(km, x[:100])
-    int8 = glq.TFLiteClassifier(int8_bytes, threads=1)
+    int8_bytes = gl.runtimes.tflite_convert(km, x[:100])
+    int8 = gl.runtimes.TFLiteClassifier(int8_bytes, threads=1)
     assert int8.size_bytes < fp32.size_bytes
     assert (int8.predict(x[:10]) == ref[:10].argmax(1)).mean() >= 0.8  # batch resized on demand
     assert (int8.predict(x) == ref.argmax(1)).mean() > 0.9
     with pytest.raises(TypeError, match="keras_model must be"):
-        glq.tflite_convert(object())
+        gl.runtimes.tflite_convert(object())
     with pytest.raises(ValueError, match="only used with int8=True"):
-        glq.tflite_convert(km, x, int8=False)
+        gl.runtimes.tflite_convert(km, x, int8=False)
     with pytest.raises(TypeError, match="model_content must be bytes"):
-        glq.TFLiteClassifier("model.tflite")
+        gl.runtimes.TFLiteClassifier("model.tflite")

@@ -1,7 +1,7 @@
 import logging
 import os
 
-from greenlab import _quiet
+from greenlab._internal import quiet as _quiet
 
 
 def test_native_output_silences_descriptors_then_restores_them(capfd):

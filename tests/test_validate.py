@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from greenlab import _validate
+from greenlab._internal import validate as _validate
 
 
 @pytest.mark.parametrize("value, minimum, error, match", [

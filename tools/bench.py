@@ -22,7 +22,7 @@ import nbformat
 import psutil
 from nbclient import NotebookClient
 
-from greenlab._atomic import replacing
+from greenlab._internal.atomic import replacing
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET_S, BUDGET_MIB = 90.0, 1536.0

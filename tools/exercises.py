@@ -4,9 +4,9 @@
     python tools/exercises.py --check         # exit 1 if exercises/ drifted, is invalid or unclean
     python tools/exercises.py 02_pruning ...  # only these lessons
 
-Per master, ``otter assign`` (through ``greenlab.grade.assign``: solutions replaced by stubs, hidden
+Per master, ``otter assign`` (through ``greenlab.course.autograder.assign``: solutions replaced by stubs, hidden
 tests removed) makes the learner's notebook; then its otter init cell moves below the Colab cell (on
-Colab greenlab and otter are installed there) and uses ``greenlab.grade.notebook``, which also works
+Colab greenlab and otter are installed there) and uses ``greenlab.course.grade.notebook``, which also works
 on Colab; badges point at exercises/; metadata is cleaned. Same master, same bytes: no timestamps,
 no cell ids. The autograder zip (hidden tests included) goes to build/autograder/ for ``make grade``;
 it is never committed (it embeds timestamps).
@@ -25,8 +25,8 @@ import nbformat
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nbtools  # noqa: E402  (tools/ is not a package)
 
-from greenlab import grade  # noqa: E402
-from greenlab._atomic import replacing  # noqa: E402
+from greenlab._internal.atomic import replacing  # noqa: E402
+from greenlab.course import autograder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 INIT_MARK = "# Initialize Otter"
@@ -42,8 +42,8 @@ def init_source(name: str) -> str:
 
 def build(master: Path, work: Path, build_dir: Path | None = None) -> str:
     """The exercise notebook for ``master`` as text; its autograder zip is cached in ``build_dir``."""
-    assigned = grade.assign(master, work / "assign")
-    grade.autograder(master, build_dir, zip_path=assigned.autograder)
+    assigned = autograder.assign(master, work / "assign")
+    autograder.autograder(master, build_dir, zip_path=assigned.autograder)
     nb = nbformat.read(assigned.student, as_version=4)
     init = next(i for i, c in enumerate(nb.cells) if c.source.startswith(INIT_MARK))
     cell = nb.cells.pop(init)
@@ -72,7 +72,7 @@ def problems(exercise: Path, master: Path) -> list[str]:
     found += [f"cell {i} still holds a solution marker" for i, c in enumerate(nb.cells)
               if c.cell_type == "code" and SOLUTION_MARK.search(c.source)]
     tests = nb.metadata.get("otter", {}).get("tests", {})
-    for question, cases in grade.question_tests(master).items():
+    for question, cases in autograder.question_tests(master).items():
         for hidden, source in cases:
             names = re.findall(r"^def (\w+)", source, re.M)
             if hidden and any(n in tests.get(question, "") for n in names):

@@ -5,9 +5,7 @@
 * PyTorch (``torch.ao.quantization``, FX graph mode, x86 backend): :func:`dynamic_int8`,
   :func:`static_int8_fx`, :func:`prepare_qat_fx` / :func:`convert_fx`, :func:`weight_bytes`;
   its successor torchao: :func:`torchao_int8`.
-* ONNX Runtime: :func:`export_onnx`, :func:`ort_session`, :func:`ort_quantize_dynamic`,
-  :func:`ort_quantize_static`, :class:`OrtClassifier`.
-* TFLite: :func:`tflite_convert`, :class:`TFLiteClassifier` (``ai_edge_litert`` interpreter).
+* ONNX Runtime and TFLite (int8 in other runtimes) live in :mod:`greenlab.runtimes`.
 * :func:`summarize`: accuracy, F1, latency and size of any of these, as a ledger row.
 
 ``OrtClassifier`` and ``TFLiteClassifier`` have a ``predict`` method, so ``greenlab.evaluate`` scores
@@ -17,27 +15,22 @@ them like any model. Nothing here writes into the repository: pass paths in a te
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from ._quiet import loggers, native_output
-from ._validate import module as _check_module
-from ._validate import positive
+from .._internal.quiet import loggers
+from .._internal.validate import float_tensor, positive
+from .._internal.validate import module as _check_module
 
 __all__ = [
     "affine_params", "quantize", "dequantize", "fake_quantize", "int_range",
     "weight_bytes", "qconfig_mapping", "dynamic_int8", "static_int8_fx", "prepare_qat_fx",
-    "convert_fx", "import_torchao", "torchao_int8", "export_onnx", "ort_session",
-    "ort_quantize_dynamic", "ort_quantize_static", "OrtClassifier", "tflite_convert",
-    "TFLiteClassifier", "summarize",
+    "convert_fx", "import_torchao", "torchao_int8", "summarize",
 ]
 
 _EPS = torch.finfo(torch.float32).eps  # torch's observers never return a scale below this
@@ -61,12 +54,6 @@ def _check_q(qmin: int, qmax: int) -> None:
         raise ValueError(f"qmin must be < qmax, got qmin={qmin}, qmax={qmax}")
 
 
-def _tensor(x, name: str, dtype=torch.float32) -> torch.Tensor:
-    if isinstance(x, (int, float, np.ndarray, np.generic)) and not isinstance(x, bool):
-        return torch.as_tensor(x, dtype=dtype)
-    if isinstance(x, torch.Tensor):
-        return x.detach().to(dtype)
-    raise TypeError(f"{name} must be a number, numpy array or torch tensor, got {type(x).__name__}")
 
 
 def _along(t: torch.Tensor, ndim: int, axis: int | None) -> torch.Tensor:
@@ -97,7 +84,7 @@ def affine_params(x_min, x_max, qmin: int = -128, qmax: int = 127,
         ``(scale, zero_point)`` as float32 / int64 tensors (0-d for scalar inputs).
     """
     _check_q(qmin, qmax)
-    lo, hi = _tensor(x_min, "x_min"), _tensor(x_max, "x_max")
+    lo, hi = float_tensor(x_min, "x_min"), float_tensor(x_max, "x_max")
     if lo.shape != hi.shape:
         raise ValueError(f"x_min and x_max must have the same shape, got {tuple(lo.shape)} and "
                          f"{tuple(hi.shape)}")
@@ -132,9 +119,9 @@ def quantize(x, scale, zero_point, qmin: int = -128, qmax: int = 127,
         An int32 tensor of the same shape as ``x``.
     """
     _check_q(qmin, qmax)
-    xt = _tensor(x, "x")
-    s = _along(_tensor(scale, "scale"), xt.dim(), axis)
-    z = _along(_tensor(zero_point, "zero_point", torch.int64), xt.dim(), axis)
+    xt = float_tensor(x, "x")
+    s = _along(float_tensor(scale, "scale"), xt.dim(), axis)
+    z = _along(float_tensor(zero_point, "zero_point", torch.int64), xt.dim(), axis)
     if bool((s <= 0).any()):
         raise ValueError("scale must be > 0")
     inv_scale = 1.0 / s  # float32, like the kernels
@@ -144,9 +131,9 @@ def quantize(x, scale, zero_point, qmin: int = -128, qmax: int = 127,
 
 def dequantize(q, scale, zero_point, axis: int | None = None) -> torch.Tensor:
     """Integers back to floats: ``x ≈ (q - zero_point) * scale`` (float32)."""
-    qt = _tensor(q, "q", torch.int64)
-    s = _along(_tensor(scale, "scale"), qt.dim(), axis)
-    z = _along(_tensor(zero_point, "zero_point", torch.int64), qt.dim(), axis)
+    qt = float_tensor(q, "q", torch.int64)
+    s = _along(float_tensor(scale, "scale"), qt.dim(), axis)
+    z = _along(float_tensor(zero_point, "zero_point", torch.int64), qt.dim(), axis)
     return (qt - z).to(torch.float32) * s
 
 
@@ -156,7 +143,7 @@ def fake_quantize(x, bits: int = 8, per_channel: bool = False, axis: int = 0,
 
     Per-channel takes one range per slice along ``axis`` (output channels of a weight).
     """
-    xt = _tensor(x, "x")
+    xt = float_tensor(x, "x")
     qmin, qmax = int_range(bits, signed=True)
     if per_channel:
         if xt.dim() < 1:
@@ -260,7 +247,7 @@ def _quiet_ao() -> Iterator[None]:
 
 def _batches(x, batch_size: int) -> Iterator[torch.Tensor]:
     positive("batch_size", batch_size)
-    xt = _tensor(x, "calib_x")
+    xt = float_tensor(x, "calib_x")
     if xt.dim() < 1 or len(xt) == 0:
         raise ValueError("calib_x must hold at least one sample")
     for i in range(0, len(xt), batch_size):
@@ -326,7 +313,7 @@ def prepare_qat_fx(model: nn.Module, example, per_channel: bool = True,
     from torch.ao.quantization import quantize_fx
 
     m = _fusable(_check_module(model)).cpu().train()
-    ex = _tensor(example, "example")
+    ex = float_tensor(example, "example")
     torch.backends.quantized.engine = "x86"
     with _quiet_ao():
         return quantize_fx.prepare_qat_fx(m, qconfig_mapping(per_channel, weight_bits, qat=True),
@@ -342,228 +329,6 @@ def convert_fx(prepared: nn.Module) -> nn.Module:
         return quantize_fx.convert_fx(m)
 
 
-# ----------------------------------------------------------------------------- ONNX Runtime
-
-
-def _path(path, name: str, must_exist: bool = False) -> Path:
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a file path, got {type(path).__name__}")
-    p = Path(path)
-    if must_exist and not p.is_file():
-        raise ValueError(f"{name} {str(p)!r} is not a file")
-    if not must_exist and not p.parent.is_dir():
-        raise ValueError(f"{name}: folder {str(p.parent)!r} does not exist")
-    return p
-
-
-def export_onnx(model: nn.Module, example, path) -> Path:
-    """Export a float model with the dynamo exporter: one self-contained ``.onnx`` file
-    (``external_data=False``, no side ``.onnx.data``), input ``x`` with a dynamic batch dimension."""
-    m = _check_module(model)
-    ex = _tensor(example, "example")
-    if ex.dim() < 1 or len(ex) < 2:
-        raise ValueError("example must be a batch of at least 2 samples (the batch size is dynamic)")
-    p = _path(path, "path")
-    was_training = m.training
-    m = m.cpu().eval()
-    batch = torch.export.Dim("batch", min=1, max=65536)
-    try:  # torch.onnx logs "torchvision is not installed. Skipping torchvision::nms"
-        with warnings.catch_warnings(), loggers("torch.onnx"):
-            warnings.simplefilter("ignore")
-            torch.onnx.export(m, (ex,), str(p), dynamo=True, external_data=False,
-                              input_names=["x"], output_names=["logits"],
-                              dynamic_shapes=({0: batch},), verbose=False)
-    finally:
-        m.train(was_training)
-    return p
-
-
-def ort_session(path, threads: int = 2):
-    """An ONNX Runtime CPU session with ``threads`` intra-op threads (and one inter-op thread)."""
-    import onnxruntime as ort
-
-    p = _path(path, "path", must_exist=True)
-    positive("threads", threads)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
-
-
-def _input_name(path: Path) -> str:
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    inits = {i.name for i in model.graph.initializer}
-    return next(i.name for i in model.graph.input if i.name not in inits)
-
-
-def _pre_process(src: Path, tmp: str) -> Path:
-    """ORT's recommended preparation (shape inference, graph optimization) before quantizing."""
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    pre = Path(tmp) / "pre.onnx"
-    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-    return pre
-
-
-def ort_quantize_dynamic(path_in, path_out) -> Path:
-    """ONNX Runtime dynamic int8: weights int8 offline, activations quantized per batch at run time.
-
-    Convolutions become ``ConvInteger`` nodes, which ORT runs slowly on CPU: measure before using.
-    """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    src, dst = _path(path_in, "path_in", must_exist=True), _path(path_out, "path_out")
-    with tempfile.TemporaryDirectory() as tmp:
-        quantize_dynamic(str(_pre_process(src, tmp)), str(dst), weight_type=QuantType.QInt8)
-    return dst
-
-
-def ort_quantize_static(path_in, path_out, calib_x, per_channel: bool = False,
-                        batch_size: int = 256) -> Path:
-    """ONNX Runtime static int8 (QDQ format), activation ranges calibrated (min/max) on ``calib_x``.
-
-    The float model is first passed through ORT's ``quant_pre_process`` (shape inference and
-    graph optimization), as ORT's documentation recommends.
-    """
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    src, dst = _path(path_in, "path_in", must_exist=True), _path(path_out, "path_out")
-    batches = [b.numpy() for b in _batches(calib_x, batch_size)]
-    name = _input_name(src)
-
-    class _Reader(CalibrationDataReader):
-        def __init__(self):
-            self._it = iter(batches)
-
-        def get_next(self):
-            xb = next(self._it, None)
-            return None if xb is None else {name: xb}
-
-        def rewind(self):
-            self._it = iter(batches)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        quantize_static(str(_pre_process(src, tmp)), str(dst), _Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=per_channel, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8)
-    return dst
-
-
-class OrtClassifier:
-    """An ONNX model as a classifier: ``logits(x)``, ``predict(x)``; ``greenlab.evaluate`` accepts it."""
-
-    def __init__(self, path, threads: int = 2):
-        self.path = _path(path, "path", must_exist=True)
-        self.session = ort_session(self.path, threads)
-        self.input_name = self.session.get_inputs()[0].name
-
-    @property
-    def size_bytes(self) -> int:
-        return self.path.stat().st_size
-
-    def logits(self, x) -> np.ndarray:
-        xb = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
-        return self.session.run(None, {self.input_name: xb})[0]
-
-    def predict(self, x) -> np.ndarray:
-        return self.logits(x).argmax(-1)
-
-    def __repr__(self) -> str:
-        return f"OrtClassifier({self.path.name!r}, {self.size_bytes:,} bytes)"
-
-
-# ----------------------------------------------------------------------------- TFLite
-
-
-def tflite_convert(keras_model, representative_x=None, int8: bool | None = None) -> bytes:
-    """Convert a Keras model to a TFLite flatbuffer (bytes).
-
-    Args:
-        keras_model: a ``tf.keras`` model (float, or a ``tfmot`` quantization-aware model).
-        representative_x: a few hundred inputs: full int8 (weights *and* activations) with
-            int8 builtin ops only; inputs/outputs stay float32.
-        int8: quantize (default: when ``representative_x`` is given). ``int8=True`` without
-            representative data is for QAT models, whose ranges were learned in training.
-    """
-    from . import tf as gltf
-
-    tf = gltf.import_tf()
-    if not isinstance(keras_model, tf.keras.Model):
-        raise TypeError(f"keras_model must be a tf.keras.Model, got {type(keras_model).__name__}")
-    int8 = representative_x is not None if int8 is None else int8
-    if representative_x is not None and not int8:
-        raise ValueError("representative_x is only used with int8=True")
-    converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
-    if int8:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if representative_x is not None:
-        rep = np.asarray(representative_x, dtype=np.float32)
-        if rep.ndim < 2 or len(rep) == 0:
-            raise ValueError("representative_x must be a batch of samples, got shape "
-                             f"{rep.shape}")
-
-        def gen():
-            for i in range(len(rep)):
-                yield [rep[i:i + 1]]
-
-        converter.representative_dataset = gen
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    with warnings.catch_warnings(), native_output():
-        # "Statistics for quantized inputs were expected": our inputs stay float32, on purpose
-        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-        return converter.convert()
-
-
-class TFLiteClassifier:
-    """A TFLite flatbuffer run by ``ai_edge_litert``'s interpreter: ``logits(x)``, ``predict(x)``.
-
-    The batch dimension is resized on demand (the converter fixes it to 1).
-    """
-
-    def __init__(self, model_content: bytes, threads: int = 2):
-        from ai_edge_litert.interpreter import Interpreter
-
-        if not isinstance(model_content, (bytes, bytearray)):
-            raise TypeError(f"model_content must be bytes (tflite_convert's result), got "
-                            f"{type(model_content).__name__}")
-        positive("threads", threads)
-        self.model_content = bytes(model_content)
-        with native_output():
-            self.interpreter = Interpreter(model_content=self.model_content, num_threads=threads)
-        self._in = self.interpreter.get_input_details()[0]
-        self._out = self.interpreter.get_output_details()[0]
-        self._batch = None
-
-    @property
-    def size_bytes(self) -> int:
-        return len(self.model_content)
-
-    def logits(self, x) -> np.ndarray:
-        xb = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
-        xb = xb.reshape((len(xb), *self._in["shape"][1:]))
-        if self._batch != len(xb):
-            self.interpreter.resize_tensor_input(self._in["index"], list(xb.shape))
-            with native_output():  # XNNPACK announces itself on the first allocation
-                self.interpreter.allocate_tensors()
-            self._batch = len(xb)
-        self.interpreter.set_tensor(self._in["index"], xb)
-        self.interpreter.invoke()
-        return self.interpreter.get_tensor(self._out["index"]).copy()
-
-    def predict(self, x) -> np.ndarray:
-        return self.logits(x).argmax(-1)
-
-    def __repr__(self) -> str:
-        return f"TFLiteClassifier({self.size_bytes:,} bytes)"
-
-
 # ----------------------------------------------------------------------------- one row per variant
 
 
@@ -576,8 +341,9 @@ def summarize(model, x_test, y_test, params: int | None = None, batch_size: int 
     Unlike ``greenlab.summarize`` it handles int8 modules and other runtimes; ``params`` (the
     float model's count: quantizing does not change it) is passed through when given.
     """
-    from .profile import latency, size_bytes
-    from .train import evaluate
+    from ..profile import latency, size_bytes
+    from ..runtimes import OrtClassifier, TFLiteClassifier
+    from ..train import evaluate
 
     if not isinstance(model, (nn.Module, OrtClassifier, TFLiteClassifier)):
         raise TypeError("model must be a torch module, an OrtClassifier or a TFLiteClassifier, got "

@@ -27,10 +27,10 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from ._validate import at_least, positive
-from ._validate import module as _check_model
-from .models import CNN1d
-from .profile import _unmasked_state
+from .._internal.validate import at_least, positive
+from .._internal.validate import module as _check_model
+from ..models import CNN1d
+from ..profile import _unmasked_state
 
 __all__ = ["PRUNABLE", "prunable", "global_magnitude", "layerwise_magnitude", "make_permanent",
            "is_pruned", "layer_sparsity", "polynomial_sparsity", "gradual_magnitude",
@@ -202,7 +202,7 @@ def gradual_magnitude(model: nn.Module, x, y, sparsity: float, steps: int, round
     Returns:
         One row per round: ``{"step", "sparsity", "loss"}`` (mean training loss until the next).
     """
-    from .train import fit
+    from ..train import fit
 
     sparsity = _check_sparsity(sparsity)
     for name, value in (("steps", steps), ("rounds", rounds)):

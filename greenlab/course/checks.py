@@ -63,7 +63,7 @@ def _layer(model, layer: str | None):
 
 def sparsity(model, at_least: float, layer: str | None = None, at_most: float = 1.0) -> float:
     """Fraction of zeros in the ``weight`` of ``layer`` (or all prunable layers) is in range."""
-    from . import profile
+    from .. import profile
 
     _need_module(model, "model")
     target = _layer(model, layer)
@@ -101,7 +101,7 @@ def quantized(model) -> list[str]:
 
 def params(model, at_most: int | None = None, at_least: int | None = None) -> int:
     """The parameter count lies within bounds."""
-    from . import profile
+    from .. import profile
 
     _need_module(model, "model")
     n = profile.count_params(model)
@@ -121,7 +121,7 @@ def eval_mode(model) -> None:
 
 def accuracy(model, x, y, at_least: float) -> float:
     """Test accuracy on ``(x, y)`` is at least ``at_least`` (a fraction)."""
-    from .train import evaluate
+    from ..train import evaluate
 
     if model is None:
         _fail("model is None: did you return/assign it?")

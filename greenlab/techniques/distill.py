@@ -27,8 +27,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._validate import module, positive
-from .train import logits
+from .._internal.validate import module, positive
+from ..train import logits
 
 __all__ = ["UNLABELLED", "soft_targets", "kd_loss", "distill_loss_fn", "teacher_logits",
            "gap_recovered"]

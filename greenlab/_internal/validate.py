@@ -37,3 +37,16 @@ def positive(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return value
+
+
+def float_tensor(x, name: str, dtype=None):
+    """``x`` (a number, numpy array or torch tensor; bool refused) as a detached float32 tensor."""
+    import numpy as np
+    import torch
+
+    dtype = torch.float32 if dtype is None else dtype
+    if isinstance(x, (int, float, np.ndarray, np.generic)) and not isinstance(x, bool):
+        return torch.as_tensor(x, dtype=dtype)
+    if isinstance(x, torch.Tensor):
+        return x.detach().to(dtype)
+    raise TypeError(f"{name} must be a number, numpy array or torch tensor, got {type(x).__name__}")

@@ -21,7 +21,7 @@ import math
 import torch
 from torch import nn
 
-from ._validate import module
+from .._internal.validate import module
 
 __all__ = ["Factorized", "singular_values", "truncated_svd", "rank_for_energy",
            "factorize_linear", "factorize_conv1d", "factorize_model", "choose_ranks", "ranks_of"]

@@ -1,0 +1,1 @@
+"""Private helpers shared by greenlab's modules: atomic writes, quiet native output, validation."""
