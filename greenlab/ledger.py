@@ -39,9 +39,11 @@ COLUMNS: dict[str, str] = {
     "latency_ms": "REAL",
     "latency_p90_ms": "REAL",
     "batch_size": "INTEGER",  # the batch latency_ms was timed on
+    "latency_1_ms": "REAL",  # median latency of one sample (batch of 1)
     "size_bytes": "INTEGER",
     "params": "INTEGER",
     "nonzero": "INTEGER",  # weights that are not zero (pruning)
+    "flops": "INTEGER",  # FLOPs of one forward pass on one sample (torch float models)
     "energy_j": "REAL",
     "energy_phase": "TEXT",  # train | inference: what energy_j paid for
     "energy_samples": "INTEGER",  # samples energy_j covered: predictions, or steps x batch
@@ -53,7 +55,7 @@ COLUMNS: dict[str, str] = {
 }
 _REQUIRED = ("lesson", "technique", "model")
 _NUMERIC = ("accuracy", "f1", "latency_ms", "latency_p90_ms", "batch_size", "size_bytes", "params",
-            "nonzero", "energy_j", "energy_samples")
+            "nonzero", "energy_j", "energy_samples", "latency_1_ms", "flops")
 PHASES = ("train", "inference")
 
 
