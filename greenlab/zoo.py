@@ -131,9 +131,14 @@ def cache_path(name: str = "cnn128", recipe: Recipe | None = None) -> Path:
 
 
 def _build(recipe: Recipe):
+    """The untrained model, initialised from ``recipe.init_seed`` (the caller's RNG untouched)."""
+    import torch
+
     from .models import cnn1d
 
-    return cnn1d(channels=recipe.channels)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.init_seed)
+        return cnn1d(channels=recipe.channels)
 
 
 def _train(name: str, recipe: Recipe) -> dict:
@@ -151,14 +156,12 @@ def _train(name: str, recipe: Recipe) -> dict:
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(recipe.threads)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(recipe.init_seed)
-            model = _build(recipe)
-            with measure(f"zoo: train {name}") as m:
-                for p in recipe.phases:
-                    fit(model, data.x_train, data.y_train, steps=p.steps, lr=p.lr,
-                        batch_size=recipe.batch_size, seed=p.seed, device="cpu", progress=False,
-                        augment=shift_augment(recipe.max_shift, seed=p.seed))
+        model = _build(recipe)
+        with measure(f"zoo: train {name}") as m:  # fit and shift_augment use their own RNGs
+            for p in recipe.phases:
+                fit(model, data.x_train, data.y_train, steps=p.steps, lr=p.lr,
+                    batch_size=recipe.batch_size, seed=p.seed, device="cpu", progress=False,
+                    augment=shift_augment(recipe.max_shift, seed=p.seed))
     finally:
         torch.set_num_threads(threads)
     scores = evaluate(model, data.x_test, data.y_test)
