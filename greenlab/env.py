@@ -9,47 +9,92 @@ import importlib
 import os
 import platform
 import random
+import re
 import sys
 from dataclasses import dataclass, field
 
 from ._internal.validate import integer as _check_int
 
-__all__ = ["setup", "setup_threads", "device", "check", "report", "RunInfo", "REQUIREMENTS"]
+__all__ = ["setup", "setup_threads", "device", "check", "report", "requirements", "Requirement",
+           "RunInfo", "COURSE_EXTRAS"]
 
-# (import name, distribution name, minimum version, which lessons need it): pyproject's runtime
-# dependencies, same minimums (tests/test_env.py keeps them in step).
-REQUIREMENTS: tuple[tuple[str, str, str, str], ...] = (
-    ("numpy", "numpy", "1.26", "all"),
-    ("torch", "torch", "2.3", "all"),
-    ("sklearn", "scikit-learn", "1.4", "all"),
-    ("threadpoolctl", "threadpoolctl", "3.1", "all (BLAS threads)"),
-    ("mnist1d", "mnist1d", "0.0.2", "all"),
-    ("matplotlib", "matplotlib", "3.7", "all"),
-    ("seaborn", "seaborn", "0.13", "plots"),
-    ("pandas", "pandas", "2.0", "ledger"),
-    ("ipywidgets", "ipywidgets", "8.0", "sliders (02, 05)"),
-    ("tqdm", "tqdm", "4.60", "all (progress bars)"),
-    ("psutil", "psutil", "5.9", "all (env report, bench)"),
-    ("codecarbon", "codecarbon", "2.8", "00"),
-    ("tensorflow", "tensorflow", "2.16", "02, 03, 10"),
-    ("tf_keras", "tf-keras", "2.16", "02, 03"),
-    ("tensorflow_model_optimization", "tensorflow-model-optimization", "0.8", "02, 03"),
-    ("ai_edge_litert", "ai-edge-litert", "1.0", "03, 10"),
-    ("torchao", "torchao", "0.14", "03"),
-    ("onnx", "onnx", "1.16", "03, 10"),
-    ("onnxscript", "onnxscript", "0.2", "03, 10"),
-    ("onnxruntime", "onnxruntime", "1.18", "03, 10"),
-    ("otter", "otter-grader", "7.0", "exercises"),
-    ("nbformat", "nbformat", "5.9", "exercises, tools"),
-    ("nbclient", "nbclient", "0.10", "exercises, bench"),
-    ("ipykernel", "ipykernel", "6.0", "all (the kernel)"),
-)
-MIN_PYTHON = (3, 10)
+# The versions come from greenlab's installed metadata (pyproject.toml, as installed): nothing here
+# repeats them. What is kept here is what metadata cannot say: what each package is for, and the two
+# packages whose import name is not their distribution name.
+COURSE_EXTRAS = ("tf", "onnx", "grading")  # what the lessons and exercises use beyond the core
+USED_BY = {
+    "numpy": "all", "pandas": "ledger", "torch": "all", "scikit-learn": "all",
+    "threadpoolctl": "all (BLAS threads)", "mnist1d": "all", "matplotlib": "all",
+    "seaborn": "plots", "ipywidgets": "sliders (02, 05)", "tqdm": "all (progress bars)",
+    "psutil": "all (env report, bench)", "codecarbon": "00", "torchao": "03",
+    "ipykernel": "all (the kernel)", "packaging": "all (this report)",
+    "tensorflow": "02, 03, 10", "tf-keras": "02, 03", "tensorflow-model-optimization": "02, 03",
+    "ai-edge-litert": "03, 10", "onnx": "03, 10", "onnxscript": "03, 10", "onnxruntime": "03, 10",
+    "otter-grader": "exercises", "nbformat": "exercises, tools", "nbclient": "exercises, bench",
+}
+IMPORT_NAMES = {"scikit-learn": "sklearn", "otter-grader": "otter"}
 # What reinstalls everything at the versions behind the committed outputs.
 FIX_ALL = "in the repository: make lab  (or: pip install -c constraints.txt -e '.[lab,dev]')"
 
 # only on request: TF ~3 s and ~0.5 GB; torchao logs failed CUDA-kernel loads on a CPU machine
 _HEAVY = {"tensorflow", "tf_keras", "tensorflow_model_optimization", "torchao"}
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One of greenlab's dependencies, as its installed metadata declares it."""
+
+    dist: str                  # distribution name, as declared ("scikit-learn")
+    specifier: str             # the supported range (">=1.4")
+    extra: str | None = None   # None for the core, else the extra that brings it ("tf")
+
+    @property
+    def module(self) -> str:
+        return IMPORT_NAMES.get(self.dist, self.dist.replace("-", "_"))
+
+    @property
+    def lessons(self) -> str:
+        return USED_BY.get(_canonical(self.dist), "?")
+
+    @property
+    def minimum(self) -> str | None:
+        return next((s.split(">=", 1)[1] for s in self.specifier.split(",") if ">=" in s), None)
+
+    def __str__(self) -> str:
+        return f"{self.dist}{self.specifier}"
+
+
+def _canonical(name: str) -> str:
+    from packaging.utils import canonicalize_name
+
+    return canonicalize_name(name)
+
+
+def _metadata():
+    from importlib import metadata
+
+    return metadata.metadata("greenlab")
+
+
+def requirements(extras: tuple[str, ...] = COURSE_EXTRAS) -> tuple[Requirement, ...]:
+    """greenlab's runtime dependencies from its installed metadata: the core, then ``extras``.
+
+    Raises ``importlib.metadata.PackageNotFoundError`` when greenlab itself is not installed.
+    """
+    from packaging.requirements import Requirement as Req
+
+    reqs = [Req(line) for line in _metadata().get_all("Requires-Dist") or []]
+    out: dict[str, Requirement] = {}
+    for extra in (None, *extras):  # the core first: a line without an extra marker is core
+        for req in reqs:
+            if req.name != "greenlab" and (req.marker is None or
+                                           req.marker.evaluate({"extra": extra or ""})):
+                out.setdefault(_canonical(req.name), Requirement(req.name, str(req.specifier), extra))
+    return tuple(out.values())
+
+
+def _python_spec() -> str | None:
+    return _metadata().get("Requires-Python")
 
 
 @dataclass
@@ -114,8 +159,12 @@ def setup(seed: int = 0, threads: int = 2, quiet: bool = False) -> RunInfo:
     try:
         import torch
     except ImportError as exc:  # the one dependency nothing works without: say how to get it
+        try:
+            want = next(str(r) for r in requirements(()) if _canonical(r.dist) == "torch")
+        except Exception:  # greenlab's metadata unreadable: any torch is a start
+            want = "torch"
         raise ImportError(f"greenlab needs PyTorch, which does not import here ({exc}). "
-                          f"Fix: pip install 'torch>=2.3'  ({FIX_ALL})") from None
+                          f"Fix: pip install '{want}'  ({FIX_ALL})") from None
 
     _check_int("seed", seed, 0)
     _check_int("threads", threads, 1)
@@ -143,7 +192,7 @@ def setup(seed: int = 0, threads: int = 2, quiet: bool = False) -> RunInfo:
     if not any(status.get(s, "").startswith("readable") for s in ("rapl", "nvml")):
         info.notes.append("no energy counters here (no RAPL/NVML): energies are estimated "
                           "from CPU time; see lesson 00")
-    info.notes += check(imports=False)  # missing / too old packages, each with its fix (~30 ms)
+    info.notes += check(imports=False, extras=())  # missing / old packages, with fixes (~30 ms)
     if not quiet:
         print(info)
     return info
@@ -159,54 +208,99 @@ def _version(dist: str) -> str | None:
 
 
 def _older(version: str, minimum: str) -> bool:
-    def key(v: str) -> tuple[int, ...]:
-        out = []
-        for part in v.split("+")[0].split("."):
-            digits = "".join(ch for ch in part if ch.isdigit())
-            out.append(int(digits) if digits else 0)
-        return tuple(out)
+    """``version < minimum`` by PEP 440 ("2.3rc1" is older than "2.3"; "+cpu" labels are ignored)."""
+    from packaging.version import InvalidVersion, Version
 
-    return key(version) < key(minimum)
+    try:
+        return Version(version) < Version(minimum)
+    except InvalidVersion:  # not PEP 440: cannot tell, do not complain
+        return False
 
 
 def _python_version() -> tuple[int, ...]:
     return tuple(sys.version_info[:3])
 
 
-def check(import_heavy: bool = False, imports: bool = True) -> list[str]:
+def _culprit(module: str, exc: BaseException) -> str | None:
+    """The top-level module that really failed when importing ``module`` raised ``exc``: ``module``
+    itself (a broken install), another one (a missing or broken dependency), or None."""
+    seen, link = set(), exc
+    while link is not None and id(link) not in seen:  # pandas re-raises numpy's as its own
+        seen.add(id(link))
+        if isinstance(link, ModuleNotFoundError) and link.name:
+            return link.name.split(".")[0]
+        link = link.__cause__ or link.__context__
+    tb, last = exc.__traceback__, None
+    while tb is not None:  # the innermost frame that belongs to a package, not to importlib
+        name = str(tb.tb_frame.f_globals.get("__name__", ""))
+        if name and not name.startswith(("importlib", "_frozen_importlib", __name__)):
+            last = name.split(".")[0]
+        tb = tb.tb_next
+    return last or module
+
+
+def check(import_heavy: bool = False, imports: bool = True,
+          extras: tuple[str, ...] | None = None) -> list[str]:
     """Problems with Python and the installed packages, each with the command that fixes it.
 
     Args:
         import_heavy: also import TensorFlow and friends (~3 s) to catch broken installs.
         imports: import the light packages too; ``False`` only reads installed versions (fast).
+        extras: the extras that must be installed (default: all of :data:`COURSE_EXTRAS`); packages
+            of other extras are checked only when installed (Colab installs per lesson).
     Returns:
-        One message per problem ("onnx is missing (...). Fix: pip install ..."); empty when all is well.
+        One message per problem ("onnx is missing (...). Fix: pip install ..."); empty when all is
+        well. A package that fails only because another is missing or broken is not listed.
     """
+    from importlib import metadata
+
+    from packaging.specifiers import SpecifierSet
+
+    wanted = COURSE_EXTRAS if extras is None else tuple(extras)
+    try:
+        reqs, python_spec = requirements(), _python_spec()
+    except metadata.PackageNotFoundError:
+        return [f"greenlab itself is not installed, so its requirements are unknown. "
+                f"Fix: pip install -e .  ({FIX_ALL})"]
     problems = []
-    py = _python_version()
-    if py[:2] < MIN_PYTHON:
-        need = ".".join(map(str, MIN_PYTHON))
-        problems.append(f"python {'.'.join(map(str, py))} is older than {need}: install Python "
-                        f"3.11 (or {need}+) and recreate the environment ({FIX_ALL})")
-    for module, dist, minimum, lessons in REQUIREMENTS:
-        version = _version(dist)
+    py = ".".join(map(str, _python_version()))
+    if python_spec and not SpecifierSet(python_spec).contains(py, prereleases=True):
+        problems.append(f"python {py} does not satisfy greenlab's requires-python {python_spec}: "
+                        f"install Python 3.11 and recreate the environment ({FIX_ALL})")
+    failed: set[str] = set()  # top-level modules reported missing or broken
+    installed = []
+    for req in reqs:
+        version = _version(req.dist)
         if version is None:
-            problems.append(f"{dist} is missing (needed by lessons {lessons}). "
-                            f"Fix: pip install '{dist}>={minimum}'  ({FIX_ALL})")
+            if req.extra is None or req.extra in wanted:
+                failed.add(req.module)
+                problems.append(f"{req.dist} is missing (needed by lessons {req.lessons}). "
+                                f"Fix: pip install '{req}'  ({FIX_ALL})")
             continue
-        if _older(version, minimum):
-            problems.append(f"{dist} {version} is older than {minimum} (lessons {lessons}). "
-                            f"Fix: pip install -U '{dist}>={minimum}'  ({FIX_ALL})")
+        if not SpecifierSet(req.specifier).contains(version, prereleases=True):
+            what = (f"older than {req.minimum}" if req.minimum and _older(version, req.minimum)
+                    else f"outside {req.specifier}")
+            problems.append(f"{req.dist} {version} is {what} (lessons {req.lessons}). "
+                            f"Fix: pip install -U '{req}'  ({FIX_ALL})")
             continue
-        if imports and (module not in _HEAVY or import_heavy):
-            try:
-                importlib.import_module(module)
-            except Exception as exc:  # a broken install, not a missing one
-                problems.append(
-                    f"{dist} {version} is installed but fails to import "
-                    f"({type(exc).__name__}: {exc}). "
-                    f"Fix: pip install --force-reinstall '{dist}=={version}'  ({FIX_ALL})"
-                )
+        installed.append((req, version))
+    for req, version in installed:
+        if not imports or (req.module in _HEAVY and not import_heavy):
+            continue
+        try:
+            importlib.import_module(req.module)
+        except Exception as exc:
+            culprit = _culprit(req.module, exc)
+            named = [m for m in failed if re.search(rf"\b{re.escape(m)}\b", str(exc))]
+            if culprit in failed or named:  # "import numpy failed" (onnxruntime's C extension)  # already reported: fixing that one fixes this one
+                continue
+            failed.update((req.module, culprit))
+            if culprit == req.module:  # its own files are broken: reinstall it alone
+                fix = f"pip install --force-reinstall --no-deps '{req.dist}=={version}'"
+            else:  # a dependency is: pip installs what it lacks, without touching the rest
+                fix = f"pip install '{req.dist}=={version}'"
+            problems.append(f"{req.dist} {version} is installed but fails to import "
+                            f"({type(exc).__name__}: {exc}). Fix: {fix}  ({FIX_ALL})")
     return problems
 
 
@@ -236,8 +330,14 @@ def report(import_heavy: bool = False, problems: list[str] | None = None) -> str
         gpu = f"unknown (torch failed: {exc})"
     lines.append(f"gpu         {gpu}")
     lines.append("packages")
-    for _module, dist, _minimum, lessons in REQUIREMENTS:
-        lines.append(f"  {dist:32s} {_version(dist) or 'MISSING':14s} lessons {lessons}")
+    try:
+        reqs = requirements()
+    except Exception:  # greenlab not installed: check() says so below
+        reqs = ()
+    for req in reqs:
+        extra = f"  [{req.extra}]" if req.extra else ""
+        lines.append(f"  {req.dist:32s} {_version(req.dist) or 'MISSING':14s} "
+                     f"lessons {req.lessons}{extra}")
     lines.append("energy sources")
     for name, status in meters.available_sources().items():
         lines.append(f"  {name:12s} {status}")
