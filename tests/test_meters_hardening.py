@@ -324,3 +324,83 @@ def test_codecarbon_leaves_its_logger_as_it_found_it():
         assert logger.handlers == before[1]
     finally:
         logger.setLevel(before[0])
+
+
+def test_a_counter_gone_before_the_window_opens(tmp_path):
+    root = fake_powercap(tmp_path, {"intel-rapl:0": ("package-0", 0, MAX_UJ)})
+    m = Meter(powercap_root=root, sources=("rapl", "estimate"), clock=ticking(0.0, 1.0))
+    (root / "intel-rapl:0" / "energy_uj").unlink()
+    m.begin("w")  # raised FileNotFoundError
+    with pytest.warns(RuntimeWarning, match="window's start"):
+        r = m.end("w")
+    assert r.kind == "estimated"
+
+
+# --------------------------------------------------------------------------- NVML, faked
+
+
+class FakeNvml(types.ModuleType):
+    """Enough of pynvml for one GPU: energy in mJ, a 700 W power limit."""
+
+    def __init__(self):
+        super().__init__("pynvml")
+        self.energy_mj, self.fail = 1_000_000, False
+
+    def nvmlInit(self):
+        pass
+
+    def nvmlDeviceGetCount(self):
+        return 1
+
+    def nvmlDeviceGetHandleByIndex(self, i):
+        return f"gpu{i}"
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle):
+        if self.fail:
+            raise RuntimeError("GPU is lost")
+        return self.energy_mj
+
+    def nvmlDeviceGetPowerManagementLimitConstraints(self, handle):
+        return (100_000, 700_000)  # mW
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch, tmp_path):
+    from greenlab.meters import counters
+
+    nvml = FakeNvml()
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    monkeypatch.setattr(counters, "NVIDIA_DRIVER_PATHS", (str(tmp_path),))  # "a driver is loaded"
+    return nvml
+
+
+def test_nvml_gpu_is_measured_and_its_failures_are_labelled(tmp_path, fake_gpu):
+    m = Meter(powercap_root=tmp_path / "none", sources=("nvml", "rapl", "estimate"),
+              clock=ticking(0.0, 1.0, 0.0, 1.0, 0.0, 0.01))
+    assert m.status["nvml"] == "readable: 1 GPU(s)"
+    m.begin("ok")
+    fake_gpu.energy_mj += 300_000  # 300 J in 1 s
+    r = m.end("ok")
+    gpu = next(p for p in r.parts if p.name == "gpu:0")
+    assert (gpu.kind, gpu.energy_j, r.kind, r.source) == ("measured", 300.0, "mixed", "estimate+nvml")
+    m.begin("lost")
+    fake_gpu.fail = True
+    with pytest.warns(RuntimeWarning, match="nvml:gpu:0 unreadable"):
+        r = m.end("lost")
+    assert next(p for p in r.parts if p.name == "gpu:0").kind == "unavailable"
+    fake_gpu.fail = False
+    m.begin("impossible")
+    fake_gpu.energy_mj += 1_000_000  # 1 kJ in 10 ms from a 700 W board
+    with pytest.warns(RuntimeWarning, match="impossible"):
+        r = m.end("impossible")
+    assert next(p for p in r.parts if p.name == "gpu:0").kind == "unavailable"
+    assert r.kind == "estimated"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the driver check is Linux's")
+def test_no_driver_means_pynvml_is_never_imported(tmp_path, monkeypatch):
+    from greenlab.meters import counters
+
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # an import would raise ImportError
+    monkeypatch.setattr(counters, "NVIDIA_DRIVER_PATHS", (str(tmp_path / "absent"),))
+    assert "no NVIDIA driver" in Meter(sources=("nvml",)).status["nvml"]

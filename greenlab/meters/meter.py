@@ -4,6 +4,7 @@ the deterministic :class:`ReplayMeter`."""
 from __future__ import annotations
 
 import math
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -18,10 +19,10 @@ RAPL_MIN_WINDOW_S = 0.01  # RAPL updates about every 1 ms: fewer than ~10 update
 ESTIMATE_MIN_CPU_S = 0.02  # below this, CPU-time accounting granularity dominates
 
 
-def codecarbon_can_measure(system: str) -> str | None:
+def codecarbon_can_measure(platform: str = sys.platform) -> str | None:
     """Codecarbon measures the CPU only through OS tools outside Linux powercap."""
-    return {"Darwin": "macOS powermetrics (needs sudo)",
-            "Windows": "Intel Power Gadget (if installed)"}.get(system)
+    return {"darwin": "macOS powermetrics (needs sudo)",
+            "win32": "Intel Power Gadget (if installed)"}.get(platform)
 
 
 class Window:
@@ -145,9 +146,7 @@ class Meter:
         if "rapl" in self.sources:
             self._rapl, self.status["rapl"] = Rapl.probe(powercap_root)
         if "codecarbon" in self.sources:
-            import platform
-
-            how = codecarbon_can_measure(platform.system()) if self._rapl is None else None
+            how = codecarbon_can_measure() if self._rapl is None else None
             self.status["codecarbon"] = (
                 f"may measure via {how}: use codecarbon_measure()"
                 if how
