@@ -1,11 +1,20 @@
 # greenlab -- two commands: `make lab` opens the course, `make test` runs every test.
-# Both create/update .venv first (python3.11 venv + pip, exact versions from constraints.txt).
+# Both create/update .venv first (python3.11 venv + pinned pip, exact versions from constraints.txt,
+# the lock `make lock` compiles from pyproject's ranges). `make quick`: the fast unit tests.
 
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.greenlab-installed
+# The tools the Makefile runs, pinned: pip installs .venv, uv compiles the lock (make lock only).
+PIP_VERSION := 26.3
+UV_VERSION := 0.13.8
+# The stamp names the pip pin, so a new pin reinstalls; pyproject.toml or the lock changing does too.
+STAMP := $(VENV)/.greenlab-installed-pip$(PIP_VERSION)
+# Linux: torch's CPU wheels. The default index serves Linux the multi-GB CUDA build; the CPU index
+# is used only when it answers within TORCH_INDEX_TIMEOUT_S, else the default index (CI here).
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_INDEX_TIMEOUT_S ?= 4
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 3
@@ -20,25 +29,44 @@ export GREENLAB_CACHE ?= $(CURDIR)/build/cache
 NOTEBOOKS := $(wildcard notebooks/*.ipynb) $(wildcard solutions/*.ipynb)
 NBVAL := $(BIN)/python -m pytest --nbval --sanitize-with tests/sanitize.cfg -p no:randomly --nbval-cell-timeout=300 -q
 
-.PHONY: lab test unit lint nbval test-offline browser browser-deps bench exercises exercises-check grade constraints env clean help
+.PHONY: lab test unit quick lint nbval test-offline browser browser-deps bench exercises exercises-check grade lock torch-index env clean help
 
 help:
 	@echo "make lab    - create/update .venv and open the course in JupyterLab"
 	@echo "make test   - create/update .venv and run every test (unit, notebooks offline, browser)"
+	@echo "make quick  - the unit tests without slow, browser, otter and tf ones (under a minute)"
+	@echo "make lock   - recompile constraints.txt from pyproject.toml (keeps today's pins if it can)"
 	@echo "make bench  - execute every notebook, write bench/course.md (time, peak memory)"
 	@echo "make exercises / make grade NB=exercises/02_pruning.ipynb"
 
+# Prints pip's option for torch's CPU index when it answers in time, else nothing (and says why).
+# `timeout` bounds DNS too, which urlopen's own timeout does not.
+TORCH_INDEX = if [ "$$(uname -s)" != Linux ]; then :; \
+  elif timeout $(TORCH_INDEX_TIMEOUT_S) $(PYTHON) -c 'import sys, urllib.request; \
+      urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2]))' \
+      "$(TORCH_CPU_INDEX)" "$(TORCH_INDEX_TIMEOUT_S)" >/dev/null 2>&1; then \
+    echo "torch: CPU wheels from $(TORCH_CPU_INDEX)" >&2; echo "--extra-index-url $(TORCH_CPU_INDEX)"; \
+  else echo "torch: $(TORCH_CPU_INDEX) did not answer within $(TORCH_INDEX_TIMEOUT_S) s: default index" >&2; fi
+
+torch-index:
+	@$(TORCH_INDEX)
+
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[lab,dev]'
+	$(BIN)/python -m pip install -q pip==$(PIP_VERSION)
+	@echo "$(BIN)/python -m pip install -q [torch index] -c constraints.txt -e '.[lab,dev]'"
+	@$(BIN)/python -m pip install -q $$($(TORCH_INDEX)) -c constraints.txt -e '.[lab,dev]'
+	@rm -f $(VENV)/.greenlab-installed*
 	@touch $(STAMP)
 
 env: $(STAMP)
 	$(BIN)/python -m greenlab.env
 
+# As root (a container, a cloud VM) JupyterLab refuses to start without --allow-root.
+# LAB_ARGS passes more options, e.g. make lab LAB_ARGS="--no-browser --port 8899".
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks \
+	  $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check greenlab tests tools notebooks solutions
@@ -46,6 +74,11 @@ lint: $(STAMP)
 
 unit: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m pytest tests -q -rs
+
+# The development loop: unit tests minus those marked slow, browser, otter or tf (tests/conftest.py).
+QUICK := not slow and not browser and not otter and not tf
+quick: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python -m pytest tests -q -m "$(QUICK)"
 
 # Debian's Chromium for tests/test_browser.py (Playwright drives it; Playwright's own browser
 # downloads are never used). Never fails the build: it says why it skipped, and the test skips.
@@ -109,9 +142,17 @@ grade: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python tools/bench.py $(NOTEBOOKS)
 
-constraints: $(STAMP)
-	@{ head -3 constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu$$//'; } > constraints.new
-	mv constraints.new constraints.txt
+# constraints.txt is compiled from pyproject's ranges (all extras, every platform), preferring the
+# versions it already pins: only what pyproject no longer allows moves. UPGRADE=1 moves everything.
+lock: $(STAMP)
+	$(BIN)/python -m pip install -q uv==$(UV_VERSION)
+	@grep -v '^#' constraints.txt > constraints.new || true
+	$(BIN)/uv pip compile pyproject.toml --extra lab --extra dev --universal --python-version 3.11 \
+	  --no-header --no-emit-package greenlab $(if $(UPGRADE),--upgrade) -q -o constraints.new
+	@{ echo "# Exact versions behind the committed notebook outputs (python 3.11; torch resolves to the +cpu"; \
+	   echo "# build where pip sees it). Compiled by \`make lock\` (uv $(UV_VERSION)) from pyproject.toml's ranges,"; \
+	   echo "# keeping earlier pins where they still fit. \`make\` installs with -c constraints.txt. Do not edit."; \
+	   cat constraints.new; } > constraints.txt && rm constraints.new
 
 clean:
 	rm -rf build .pytest_cache
