@@ -1,21 +1,28 @@
-"""Binder: environment.yml is what repo2docker builds, and it says what pyproject.toml says.
+"""Install: environment.yml (Binder), the lock (constraints.txt) and the Makefile's install rule.
 
 repo2docker cannot run here (it needs Docker), so these tests check what it reads: the file's shape,
-its package list against pyproject (names) and constraints.txt (versions), that pip resolves it to
-exactly this .venv without downloading anything, and that the README's badge opens notebooks/.
+that it takes packages from pyproject and versions from the lock and repeats neither, that pip
+resolves it to exactly this .venv without downloading anything, and that the README's badge opens
+notebooks/. The lock's pins must sit inside pyproject's ranges and equal what .venv has; the
+Makefile's probe of torch's CPU index must give up quickly when the index does not answer.
 """
 
 from __future__ import annotations
 
+import http.server
 import os
 import re
+import socket
 import subprocess
 import sys
+import threading
+import tomllib
+from importlib import metadata
 from pathlib import Path
 
 import pytest
-import tomllib
 import yaml
+from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
@@ -29,12 +36,18 @@ def pyproject() -> dict:
 
 
 def constraints() -> dict[str, str]:
+    """The lock's pins that apply to this machine (markers evaluated)."""
     pins = {}
     for line in (ROOT / "constraints.txt").read_text().splitlines():
         line = line.split("#", 1)[0].strip()
-        if line:
-            name, version = line.split("==", 1)
-            pins[canonicalize_name(name)] = version
+        if not line:
+            continue
+        spec, _, marker = line.partition(";")
+        if marker.strip() and not Marker(marker.strip()).evaluate():
+            continue
+        name, version = spec.split("==", 1)
+        assert canonicalize_name(name) not in pins, f"{name} pinned twice for this machine"
+        pins[canonicalize_name(name)] = version.strip()
     return pins
 
 
@@ -50,22 +63,28 @@ def pip_lines() -> list[str]:
     return [str(x).strip() for x in sections[0]]
 
 
-def pip_requirements() -> dict[str, Requirement]:
-    reqs = {}
-    for line in pip_lines():
-        if line.startswith("-"):
+def extras_closure(names: set[str]) -> set[str]:
+    """``names`` and every extra they pull in through ``greenlab[...]`` self-references."""
+    optional = pyproject()["project"]["optional-dependencies"]
+    todo, seen = list(names), set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
             continue
-        req = Requirement(line)
-        assert canonicalize_name(req.name) not in reqs, f"{req.name} listed twice"
-        reqs[canonicalize_name(req.name)] = req
-    return reqs
+        seen.add(name)
+        for line in optional[name]:
+            req = Requirement(line)
+            if canonicalize_name(req.name) == "greenlab":
+                todo += sorted(req.extras)
+    return seen
 
 
 def pyproject_requirements() -> dict[str, Requirement]:
     project = pyproject()["project"]
     lines = project["dependencies"] + [r for extra in project["optional-dependencies"].values()
                                        for r in extra]
-    return {canonicalize_name(Requirement(r).name): Requirement(r) for r in lines}
+    reqs = (Requirement(r) for r in lines)
+    return {canonicalize_name(r.name): r for r in reqs if canonicalize_name(r.name) != "greenlab"}
 
 
 def test_repo2docker_reads_this_file():
@@ -84,32 +103,46 @@ def test_repo2docker_reads_this_file():
     assert "python 3.11" in (ROOT / "constraints.txt").read_text().splitlines()[0]
 
 
-def test_cpu_torch_and_greenlab_itself():
+def test_cpu_torch_and_greenlab_itself_and_nothing_repeated():
     lines = pip_lines()
     assert f"--extra-index-url {CPU_INDEX}" in lines, "Binder must get the CPU-only torch build"
-    assert "-c constraints.txt" in lines, "transitive versions must come from constraints.txt"
+    assert "-c constraints.txt" in lines, "versions must come from the lock, constraints.txt"
     editable = [line for line in lines if line.startswith("-e ")]
     assert len(editable) == 1, "greenlab itself must be installed (-e .[...])"
     m = re.fullmatch(r"-e \.\[([\w,]+)\]", editable[0])
     assert m, f"expected `-e .[extras]`, got {editable[0]!r}"
-    assert set(m.group(1).split(",")) == set(pyproject()["project"]["optional-dependencies"])
-
-
-def test_package_names_match_pyproject():
-    env_names, py_names = set(pip_requirements()), set(pyproject_requirements())
-    assert env_names - py_names == set(), "in environment.yml but not in pyproject.toml"
-    assert py_names - env_names == set(), "in pyproject.toml but not in environment.yml"
+    assert extras_closure(set(m.group(1).split(","))) == set(
+        pyproject()["project"]["optional-dependencies"]), "Binder must get every extra"
+    assert [line for line in lines if not line.startswith("-")] == [], (
+        "environment.yml lists packages itself: they belong in pyproject.toml, versions in the lock")
 
 
 @pytest.mark.parametrize("name", sorted(pyproject_requirements()))
-def test_versions_are_pinned_to_constraints_and_inside_pyproject_ranges(name):
-    req, pins = pip_requirements()[name], constraints()
-    (spec,) = req.specifier  # exactly one: ==version
-    assert spec.operator == "==", f"{name}: pin the exact version, got {req}"
-    assert spec.version == pins[name], (
-        f"{name}: environment.yml has {spec.version}, constraints.txt has {pins[name]}")
-    assert pyproject_requirements()[name].specifier.contains(spec.version, prereleases=True), (
-        f"{name} {spec.version} is outside pyproject's range {pyproject_requirements()[name]}")
+def test_lock_pins_every_requirement_inside_pyproject_range(name):
+    pins = constraints()
+    assert name in pins, f"{name} is in pyproject.toml but not in the lock: run make lock"
+    assert pyproject_requirements()[name].specifier.contains(pins[name], prereleases=True), (
+        f"{name} {pins[name]} is outside pyproject's range {pyproject_requirements()[name]}: "
+        "run make lock")
+
+
+def test_this_venv_has_the_locked_versions():
+    """What `make` installed is what the lock says (torch's +cpu label aside)."""
+    wrong = {}
+    for name, version in constraints().items():
+        try:
+            have = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue  # e.g. CUDA-only packages: constraints, never installed with the CPU torch
+        if have.split("+")[0] != version:
+            wrong[name] = (have, version)
+    assert wrong == {}, f"installed != locked (run make): {wrong}"
+
+
+def test_lock_says_where_it_comes_from():
+    head = (ROOT / "constraints.txt").read_text().splitlines()[:3]
+    assert any("make lock" in line for line in head), head
+    assert "pip freeze" not in (ROOT / "Makefile").read_text(), "the lock is compiled, not frozen"
 
 
 def test_pip_resolves_it_to_this_environment_offline(tmp_path):
@@ -142,3 +175,48 @@ def test_readme_binder_badge_opens_notebooks():
     readme = (ROOT / "README.md").read_text()
     assert f"[![Binder](https://mybinder.org/badge_logo.svg)]({url})" in readme
     assert "## Binder and Colab" in readme
+
+
+def make_torch_index(url: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "-s", "--no-print-directory", "torch-index",
+                           f"TORCH_CPU_INDEX={url}", "TORCH_INDEX_TIMEOUT_S=2"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_torch_index_is_used_when_it_answers():
+    class Ok(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"<html></html>")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/whl/cpu"
+        out = make_torch_index(url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"--extra-index-url {url}", out
+    assert "CPU wheels from" in out.stderr
+
+
+def test_torch_index_that_never_answers_falls_back_instead_of_hanging():
+    """A server that accepts the connection and then says nothing (a firewall, a captive portal):
+    the probe gives up after its timeout and pip uses the default index. The 60 s limit of the run
+    is a hang guard, far above the 2 s probe, not a speed test."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        out = make_torch_index(f"http://127.0.0.1:{silent.getsockname()[1]}/whl/cpu")
+    finally:
+        silent.close()
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", out
+    assert "did not answer" in out.stderr and "default index" in out.stderr, out.stderr
