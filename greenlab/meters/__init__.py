@@ -42,6 +42,7 @@ __all__ = [
     "ReplayMeter",
     "Window",
     "measure",
+    "default_meter",
     "available_sources",
     "codecarbon_measure",
     "overhead",

@@ -199,50 +199,23 @@ class Meter:
     def _result(self, name: str, start: _Snapshot, stop: _Snapshot) -> Measurement:
         time_s = stop.time_s - start.time_s
         cpu_s, child_s = stop.cpu_s - start.cpu_s, stop.child_cpu_s - start.child_cpu_s
-        pm = self.power_model
-        estimate_j = (cpu_s + child_s) * pm.watts_per_core
-        parts: list[Part] = []
+        busy_s, pm = cpu_s + child_s, self.power_model
         problems: list[str] = []  # counters not believed, each with its reason
         notes: list[str] = []  # how far to trust what was believed
-        low = high = 0.0
-        cpu_measured = []
-        if self._rapl:
-            for d in self._rapl.domains:
-                joules, why = Rapl.delta_j(d, start.rapl[d.label], stop.rapl[d.label], time_s)
-                if why:
-                    problems.append(why)
-                    if d.part == "dram":
-                        parts.append(Part("dram", None, "unavailable", f"rapl:{d.label}", why))
-                    continue
-                part = Part(d.part, joules, "measured", f"rapl:{d.label}")
-                (cpu_measured if d.part == "cpu" else parts).append(part)
-            if time_s < RAPL_MIN_WINDOW_S:
-                notes.append(f"window of {time_s * 1e3:.2f} ms is shorter than ~10 RAPL updates; "
-                             "repeat the work inside the window and divide")
-        packages = [d for d in self._rapl.domains if d.part == "cpu"] if self._rapl else []
-        if packages and len(cpu_measured) == len(packages):
-            parts[:0] = cpu_measured
-        else:
-            why = "; ".join(p for p in problems if "package" in p) or self.status.get("rapl", "")
+        packages, drams, cpu_why = self._rapl_parts(start, stop, time_s, problems)
+        if packages is None:  # no package counter, or one not believed: the CPU is estimated
+            why = cpu_why or self.status.get("rapl", "")
             if "estimate" in self.sources:
                 note = "process CPU time; excludes DRAM, idle power and other processes"
-                parts.insert(0, Part("cpu", estimate_j, "estimated", "model:cpu_time_s*W",
-                                     f"{note} ({why})" if packages else note))
-                low += (cpu_s + child_s) * pm.low_w
-                high += (cpu_s + child_s) * pm.high_w
+                packages = [Part("cpu", busy_s * pm.watts_per_core, "estimated",
+                                 "model:cpu_time_s*W", f"{note} ({why})" if cpu_why else note)]
                 notes += self._estimate_notes(time_s, cpu_s, child_s)
             else:
-                parts.insert(0, Part("cpu", None, "unavailable", "none", why))
-        if self._nvml:
-            for label in start.nvml:
-                joules, why = self._nvml.delta_j(label, start.nvml[label], stop.nvml[label], time_s)
-                if why:
-                    problems.append(why)
-                parts.append(Part(label, None, "unavailable", f"nvml:{label}", why) if why
-                             else Part(label, joules, "measured", f"nvml:{label}"))
-        for p in parts:
-            if p.kind == "measured":
-                low, high = low + p.energy_j, high + p.energy_j
+                packages = [Part("cpu", None, "unavailable", "none", why)]
+        elif time_s < RAPL_MIN_WINDOW_S:
+            notes.append(f"window of {time_s * 1e3:.2f} ms is shorter than ~10 RAPL updates; "
+                         "repeat the work inside the window and divide")
+        parts = packages + drams + self._nvml_parts(start, stop, time_s, problems)
         for why in problems:
             warnings.warn(f"greenlab window {name!r}: {why}; that part is not measured",
                           RuntimeWarning, stacklevel=3)
@@ -252,16 +225,54 @@ class Meter:
             if p.kind != "unavailable" and fam not in families:
                 families.append(fam)
         energy = [p.energy_j for p in parts if p.energy_j is not None]
+        measured_j = sum(p.energy_j for p in parts if p.kind == "measured")
+        estimated = any(p.kind == "estimated" for p in parts)
         return Measurement(
             name=name, time_s=time_s, cpu_time_s=cpu_s, child_cpu_time_s=child_s,
             energy_j=sum(energy) if energy else math.nan,
             source="+".join(families) or "none", kind=combined_kind(parts),
-            energy_j_low=low if energy else math.nan, energy_j_high=high if energy else math.nan,
-            estimate_j=estimate_j,
-            power_model=pm.describe() if any(p.kind == "estimated" for p in parts) else None,
+            energy_j_low=measured_j + estimated * busy_s * pm.low_w if energy else math.nan,
+            energy_j_high=measured_j + estimated * busy_s * pm.high_w if energy else math.nan,
+            estimate_j=busy_s * pm.watts_per_core,
+            power_model=pm.describe() if estimated else None,
             parts=tuple(parts),
             warnings=tuple(f"{why}; that part is not measured" for why in problems) + tuple(notes),
         )
+
+    def _rapl_parts(self, start: _Snapshot, stop: _Snapshot, time_s: float,
+                    problems: list[str]) -> tuple[list[Part] | None, list[Part], str]:
+        """Measured package parts (None unless every package counter is believed), DRAM parts, and
+        why the packages were not; appends each counter not believed to ``problems``."""
+        if not self._rapl:
+            return None, [], ""
+        packages: list[Part] | None = []
+        drams, cpu_why = [], []
+        for d in self._rapl.domains:
+            joules, why = Rapl.delta_j(d, start.rapl[d.label], stop.rapl[d.label], time_s)
+            if why:
+                problems.append(why)
+            if d.part == "dram":
+                drams.append(Part("dram", None, "unavailable", f"rapl:{d.label}", why) if why
+                             else Part("dram", joules, "measured", f"rapl:{d.label}"))
+            elif why:
+                packages = None
+                cpu_why.append(why)
+            elif packages is not None:
+                packages.append(Part("cpu", joules, "measured", f"rapl:{d.label}"))
+        return packages or None, drams, "; ".join(cpu_why)
+
+    def _nvml_parts(self, start: _Snapshot, stop: _Snapshot, time_s: float,
+                    problems: list[str]) -> list[Part]:
+        if not self._nvml:
+            return []
+        parts = []
+        for label in start.nvml:
+            joules, why = self._nvml.delta_j(label, start.nvml[label], stop.nvml[label], time_s)
+            if why:
+                problems.append(why)
+            parts.append(Part(label, None, "unavailable", f"nvml:{label}", why) if why
+                         else Part(label, joules, "measured", f"nvml:{label}"))
+        return parts
 
     @staticmethod
     def _estimate_notes(time_s: float, cpu_s: float, child_s: float) -> list[str]:
