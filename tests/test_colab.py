@@ -12,6 +12,7 @@ import importlib.util
 import re
 import shlex
 import sys
+import tomllib
 import types
 import warnings
 from pathlib import Path
@@ -67,7 +68,11 @@ def expected_install() -> Requirement:
     return Requirement(f"greenlab @ git+{CFG['repo_url']}@{CFG['colab_ref']}")
 
 
-def check_setup_cell(source: str, monkeypatch) -> None:
+PYPROJECT_EXTRAS = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+                       ["optional-dependencies"])
+
+
+def check_setup_cell(source: str, monkeypatch, extras: tuple[str, ...] = ()) -> None:
     # On Colab: exactly one %pip install, of greenlab, from the configured repository and ref.
     calls, names = run_cell(source, on_colab=True, monkeypatch=monkeypatch)
     assert len(calls) == 1, f"on Colab the cell must do one thing (one %pip install), did {calls}"
@@ -80,14 +85,34 @@ def check_setup_cell(source: str, monkeypatch) -> None:
     req = Requirement(args[-1])
     want = expected_install()
     assert (req.name, req.url) == (want.name, want.url), f"installs {req}, expected {want}"
+    assert req.extras == set(extras), f"installs greenlab{sorted(req.extras)}, expected {extras}"
+    assert req.extras <= PYPROJECT_EXTRAS, f"no such extra in pyproject.toml: {req.extras}"
     assert set(names) <= {"sys"}, f"the cell leaves names behind: {sorted(names)}"
     # Anywhere else: nothing at all.
     calls, _ = run_cell(source, on_colab=False, monkeypatch=monkeypatch)
     assert calls == [], f"outside Colab the cell must do nothing, did {calls}"
 
 
-def test_generated_cell_installs_once_on_colab_only(monkeypatch):
-    check_setup_cell(nbtools.colab_source(CFG), monkeypatch)
+@pytest.mark.parametrize("extras", [(), ("grading",), ("onnx", "tf")])
+def test_generated_cell_installs_once_on_colab_only(monkeypatch, extras):
+    check_setup_cell(nbtools.colab_source(CFG, extras), monkeypatch, extras)
+
+
+@pytest.mark.parametrize("code, folder, extras", [
+    ("import greenlab as gl\ngl.setup()", "notebooks", ()),
+    ("tf = gl.tf.import_tf(seed=0)", "notebooks", ("tf",)),
+    ("path = gl.runtimes.export_onnx(model, x, 'm.onnx')", "notebooks", ("onnx",)),
+    ("clf = gl.runtimes.TFLiteClassifier(gl.runtimes.tflite_convert(km))", "notebooks", ("tf",)),
+    ("def prune_model(m, a): ...", "solutions", ("grading",)),
+    ('grader = gl.grade.notebook("02_pruning.ipynb")', "exercises", ("grading",)),
+])
+def test_colab_cell_installs_the_extras_the_code_uses(code, folder, extras):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(nbtools.colab_source(CFG, ("tf",)),
+                                          metadata={"tags": ["colab-setup"]}),  # not counted
+                nbformat.v4.new_code_cell(code)]
+    assert nbtools.colab_extras(nb, folder) == extras
+    assert set(nbtools.EXTRA_USES) <= PYPROJECT_EXTRAS
 
 
 def test_generated_cell_is_only_an_import_and_one_guarded_magic():
@@ -129,9 +154,10 @@ def test_every_notebook_setup_cell(path, monkeypatch):
     tagged = [c for c in code_cells if "colab-setup" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, f"{path.name}: needs one colab-setup cell (tools/nbtools.py decorate)"
     assert code_cells[0] is tagged[0], f"{path.name}: the Colab cell must be the first code cell"
-    assert tagged[0].source == nbtools.colab_source(CFG), (
+    extras = nbtools.colab_extras(nb, path.parent.name)
+    assert tagged[0].source == nbtools.colab_source(CFG, extras), (
         f"{path.name}: the Colab cell was edited by hand or is stale: run nbtools decorate")
-    check_setup_cell(tagged[0].source, monkeypatch)
+    check_setup_cell(tagged[0].source, monkeypatch, extras)
 
 
 def test_no_notebook_installs_anything_else():

@@ -3,13 +3,16 @@
     python tools/nbtools.py decorate            # badges + Colab cell + navigation, all notebooks
     python tools/nbtools.py execute NB [NB...]  # run in place (fresh kernel, cwd = its folder), clean
     python tools/nbtools.py clean NB [NB...]    # strip noisy metadata only
-    python tools/nbtools.py check               # exit 1 if any notebook is undecorated or dirty
+    python tools/nbtools.py check [NB...]       # exit 1 if decorate + clean would change a notebook
 
+``check`` runs decorate and clean in memory and compares the result with the file, so it finds
+everything they would change (metadata, cell ids, output metadata, a stale Colab cell or badge).
 The repository URL lives in one place: ``[tool.greenlab]`` in pyproject.toml.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import sys
@@ -23,6 +26,12 @@ FOLDERS = ("notebooks", "solutions", "exercises")
 BADGES_TAG, COLAB_TAG, NAV_TAG = "badges", "colab-setup", "navigation"
 KEEP_NB_META = ("kernelspec", "language_info", "otter")
 KEEP_CELL_META = ("tags", "deletable", "editable")
+# The extras of greenlab a notebook's Colab cell installs, by what its code uses (pyproject.toml).
+EXTRA_USES = {
+    "tf": re.compile(r"\bimport_tf(mot)?\(|\bgl\.tf\b|\btensorflow\b|tflite|litert", re.I),
+    "onnx": re.compile(r"onnx|\bOrt[A-Z]|\bort_", re.I),
+    "grading": re.compile(r"\bgrader\.check\(|\bgl\.grade\b|\botter\b"),
+}
 
 
 def config() -> dict:
@@ -61,19 +70,35 @@ def _set_cell(nb, tag, cell, index):
         nb.cells.insert(index, cell)
 
 
-def colab_source(cfg: dict) -> str:
+def colab_extras(nb, folder: str) -> tuple[str, ...]:
+    """The extras the notebook's code needs (exercises and masters are graded: ``grading``)."""
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code"
+                     and COLAB_TAG not in c.get("metadata", {}).get("tags", []))
+    found = {name for name, pattern in EXTRA_USES.items() if pattern.search(code)}
+    if folder in ("exercises", "solutions"):
+        found.add("grading")
+    return tuple(sorted(found))
+
+
+def colab_source(cfg: dict, extras: tuple[str, ...] = ()) -> str:
+    spec = f"greenlab[{','.join(extras)}]" if extras else "greenlab"
     return (
         "# Colab only: install greenlab (pinned) -- Colab's own torch and TensorFlow are kept.\n"
         "import sys\n"
         "\n"
         'if "google.colab" in sys.modules:\n'
-        f'    %pip install -q "greenlab @ git+{cfg["repo_url"]}@{cfg["colab_ref"]}"'
+        f'    %pip install -q "{spec} @ git+{cfg["repo_url"]}@{cfg["colab_ref"]}"'
     )
 
 
 def decorate(path: Path, cfg: dict) -> None:
     """Add/refresh the badges cell (after the title), the Colab cell and the navigation cell."""
-    nb = nbformat.read(path, as_version=4)
+    nb = decorated(nbformat.read(path, as_version=4), path, cfg)
+    nbformat.write(nb, path)
+
+
+def decorated(nb, path: Path, cfg: dict):
+    """``nb`` (read from ``path``) decorated and cleaned, in memory."""
     folder = path.parent.name
     rel = f"{folder}/{path.name}"
     repo_path = cfg["repo_url"].split("github.com/")[-1].removesuffix(".git")
@@ -85,7 +110,8 @@ def decorate(path: Path, cfg: dict) -> None:
     )
     _set_cell(nb, BADGES_TAG, nbformat.v4.new_markdown_cell(badges), 1)
     first_code = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
-    _set_cell(nb, COLAB_TAG, nbformat.v4.new_code_cell(colab_source(cfg)), first_code)
+    colab = colab_source(cfg, colab_extras(nb, folder))
+    _set_cell(nb, COLAB_TAG, nbformat.v4.new_code_cell(colab), first_code)
     if folder == "notebooks":
         order = lessons()
         i = order.index(path) if path in order else -1
@@ -99,7 +125,7 @@ def decorate(path: Path, cfg: dict) -> None:
         _set_cell(nb, NAV_TAG, nbformat.v4.new_markdown_cell(nav),
                   found[0] if found else len(nb.cells))
     clean_nb(nb)
-    nbformat.write(nb, path)
+    return nb
 
 
 def clean_nb(nb) -> None:
@@ -130,19 +156,42 @@ def execute(path: Path, timeout: int = 600) -> None:
     nbformat.write(nb, path)
 
 
-def is_clean(path: Path) -> list[str]:
-    nb = nbformat.read(path, as_version=4)
+def _text(nb) -> str:
+    text = nbformat.writes(nb)
+    return text if text.endswith("\n") else text + "\n"  # as nbformat.write writes it
+
+
+def is_clean(path: Path, cfg: dict | None = None) -> list[str]:
+    """What ``decorate`` + ``clean`` would change in ``path`` (empty: nothing, byte for byte)."""
+    text = path.read_text(encoding="utf-8")
+    nb = nbformat.reads(text, as_version=4)
+    after = decorated(copy.deepcopy(nb), path, cfg or config())
+    if _text(after) == text:
+        return []
     problems = []
-    extra = set(nb.metadata) - set(KEEP_NB_META)
+    extra = set(nb.metadata) - set(after.metadata)
     if extra:
         problems.append(f"notebook metadata {sorted(extra)}")
+    if nb.metadata.get("language_info") != after.metadata.get("language_info"):
+        problems.append("notebook metadata language_info beyond its name")
+    if nb.nbformat_minor != after.nbformat_minor:
+        problems.append(f"nbformat_minor {nb.nbformat_minor} (clean writes {after.nbformat_minor})")
+    tags = {(t, c.source) for c in after.cells for t in c.metadata.get("tags", [])
+            if t in (BADGES_TAG, COLAB_TAG, NAV_TAG)}
+    old_tags = {(t, c.source) for c in nb.cells for t in c.get("metadata", {}).get("tags", [])
+                if t in (BADGES_TAG, COLAB_TAG, NAV_TAG)}
+    for tag in sorted({t for t, _ in tags ^ old_tags}):
+        problems.append(f"{tag} cell missing or stale (run: python tools/nbtools.py decorate)")
     for i, cell in enumerate(nb.cells):
-        extra = set(cell.metadata) - set(KEEP_CELL_META)
+        extra = set(cell.get("metadata", {})) - set(KEEP_CELL_META)
         if extra:
             problems.append(f"cell {i} metadata {sorted(extra)}")
-    if not _tagged(nb, BADGES_TAG) or not _tagged(nb, COLAB_TAG):
-        problems.append("missing badges or Colab cell (run: python tools/nbtools.py decorate)")
-    return problems
+        if "id" in cell:
+            problems.append(f"cell {i} id")
+        if any(out.get("metadata") for out in cell.get("outputs", [])):
+            problems.append(f"cell {i} output metadata")
+    return problems or ["differs from what decorate + clean write (run: python tools/nbtools.py "
+                        "decorate)"]
 
 
 def main(argv: list[str]) -> int:
@@ -165,7 +214,8 @@ def main(argv: list[str]) -> int:
             clean_nb(nb)
             nbformat.write(nb, p)
     elif cmd == "check":
-        bad = {p: is_clean(p) for p in paths or all_nbs}
+        cfg = config()
+        bad = {p: is_clean(p, cfg) for p in paths or all_nbs}
         bad = {p: v for p, v in bad.items() if v}
         for p, v in bad.items():
             print(f"{p.relative_to(ROOT)}: {'; '.join(v)}")
