@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 PLAUSIBLE_FACTOR = 10.0  # x the stated limit: covers turbo bursts (PL2/PL4), rejects glitches
 RAPL_DEFAULT_MAX_W = 2000.0  # no stated limit: ~4x the largest server CPU package (500 W TDP)
@@ -35,8 +35,7 @@ def _parse_uj(text: str) -> int | None:
     return value if value >= 0 else None
 
 
-@dataclass(frozen=True)
-class Domain:
+class Domain(NamedTuple):
     """One RAPL domain: ``label`` like ``package-0`` or ``dram-0``; ``part`` is cpu or dram."""
 
     label: str

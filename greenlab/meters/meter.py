@@ -8,8 +8,8 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .counters import Nvml, Rapl, Reading, children_cpu_s, sync_frameworks
 from .measurement import FIELDS, Measurement, Part, PowerModel, combined_kind
@@ -92,8 +92,7 @@ class Window:
 Measurement.register(Window)
 
 
-@dataclass(frozen=True)
-class _Snapshot:
+class _Snapshot(NamedTuple):
     time_s: float
     cpu_s: float
     child_cpu_s: float
