@@ -20,8 +20,7 @@ import numpy as np
 from ._internal.atomic import replacing
 from ._internal.validate import at_least, positive
 
-__all__ = ["Dataset", "load", "mnist1d_extra", "to_loader", "to_tf_dataset", "shift_augment",
-           "NAMES"]
+__all__ = ["Dataset", "load", "mnist1d_extra", "to_tf_dataset", "shift_augment", "NAMES"]
 
 NAMES = ("mnist1d", "digits", "breast_cancer")
 
@@ -153,19 +152,6 @@ def _check_xy(x, y) -> None:
         raise TypeError("x and y must be arrays (numpy or torch)")
     if len(x) != len(y):
         raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
-
-
-def to_loader(x, y, batch_size: int = 128, shuffle: bool = True, seed: int = 0):
-    """A torch DataLoader over arrays, reproducible for a given seed."""
-    import torch
-    from torch.utils.data import DataLoader, TensorDataset
-
-    _check_xy(x, y)
-    positive("batch_size", batch_size)
-    ds = TensorDataset(torch.as_tensor(np.asarray(x), dtype=torch.float32),
-                       torch.as_tensor(np.asarray(y), dtype=torch.long))
-    gen = torch.Generator().manual_seed(seed)
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=gen)
 
 
 def to_tf_dataset(x, y, batch_size: int = 128, shuffle: bool = True, seed: int = 0):

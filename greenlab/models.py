@@ -3,17 +3,20 @@
 * :func:`linear` -- multinomial logistic regression.
 * :func:`mlp` -- a multilayer perceptron (MNIST-1D 40-100-100-10, digits 64-...-10).
 * :func:`cnn1d` -- the 1-D CNN of the MNIST-1D paper (``ConvBase``: three strided convs, one linear).
-* :func:`rnn` -- a GRU / LSTM / vanilla RNN classifier over the signal as a sequence.
+* :func:`clone` -- a deep copy of any torch module, pruned ones included (techniques copy with it).
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 from torch import nn
 
 from ._internal.validate import integer
+from ._internal.validate import module as _check_module
 
-__all__ = ["linear", "mlp", "cnn1d", "rnn", "CNN1d", "RNNClassifier"]
+__all__ = ["linear", "mlp", "cnn1d", "CNN1d", "clone"]
 
 
 def _positive(name: str, value) -> int:
@@ -50,7 +53,8 @@ class CNN1d(nn.Module):
     """MNIST-1D's ``ConvBase``: conv(5, s2) -> conv(3, s2) -> conv(3, s2) -> flatten -> linear.
 
     Accepts ``(N, L)`` or ``(N, 1, L)`` input. ``hidden`` adds a fully connected layer before the
-    classifier (lesson 05 factorizes it).
+    classifier (lesson 05 factorizes it). :meth:`channel_chain` names the layers that channel
+    pruning slices.
     """
 
     def __init__(self, channels: int = 25, n_classes: int = 10, length: int = 40,
@@ -75,6 +79,13 @@ class CNN1d(nn.Module):
             self.fc = nn.Linear(flat, _positive("hidden", hidden))
             self.linear = nn.Linear(hidden, n_classes)
 
+    def channel_chain(self) -> tuple[tuple[str, ...], str]:
+        """``(convs, head)``: the ``Conv1d`` layers in order, each feeding the next through an
+        elementwise activation only, and the ``Linear`` layer that reads the last conv's output
+        flattened channel-major. The protocol :func:`greenlab.techniques.prune.channel_prune_conv1d`
+        relies on: a model that provides it can lose channels."""
+        return ("conv1", "conv2", "conv3"), ("linear" if self.fc is None else "fc")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.reshape(x.shape[0], 1, x.shape[-1])
         x = torch.relu(self.conv1(x))
@@ -92,29 +103,19 @@ def cnn1d(channels: int = 25, n_classes: int = 10, length: int = 40,
     return CNN1d(channels, n_classes, length, hidden)
 
 
-class RNNClassifier(nn.Module):
-    """Reads a 1-D signal in chunks as a sequence; classifies from the last hidden state."""
+def clone(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` that leaves ``model`` exactly as it was.
 
-    def __init__(self, cell: str = "gru", hidden: int = 32, n_classes: int = 10, chunk: int = 1,
-                 bidirectional: bool = False):
-        super().__init__()
-        cells = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
-        if cell not in cells:
-            raise ValueError(f"cell must be one of {sorted(cells)}, got {cell!r}")
-        self.chunk = _positive("chunk", chunk)
-        self.rnn = cells[cell](chunk, _positive("hidden", hidden), batch_first=True,
-                               bidirectional=bidirectional)
-        self.linear = nn.Linear(hidden * (2 if bidirectional else 1), _positive("n_classes", n_classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.reshape(x.shape[0], -1)
-        if x.shape[1] % self.chunk:
-            raise ValueError(f"signal length {x.shape[1]} is not a multiple of chunk={self.chunk}")
-        out, _ = self.rnn(x.reshape(x.shape[0], -1, self.chunk))
-        return self.linear(out[:, -1])
-
-
-def rnn(cell: str = "gru", hidden: int = 32, n_classes: int = 10, chunk: int = 1,
-        bidirectional: bool = False) -> RNNClassifier:
-    """A recurrent classifier (``cell``: ``"gru"``, ``"lstm"`` or ``"rnn"``)."""
-    return RNNClassifier(cell, hidden, n_classes, chunk, bidirectional)
+    ``copy.deepcopy`` refuses a module pruned with ``torch.nn.utils.prune`` after a forward pass
+    (its ``weight`` is then a non-leaf tensor, ``weight_orig * weight_mask``); here such a weight is
+    copied as a plain tensor, and the copy's pruning hook recomputes it on its first forward pass.
+    """
+    _check_module(model)
+    memo: dict[int, object] = {}
+    with torch.no_grad():
+        for m in model.modules():
+            originals = {n for n, _ in m.named_parameters(recurse=False) if n.endswith("_orig")}
+            for name, value in vars(m).items():
+                if name + "_orig" in originals and torch.is_tensor(value) and not value.is_leaf:
+                    memo[id(value)] = value.detach().clone()
+    return copy.deepcopy(model, memo)

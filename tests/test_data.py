@@ -63,32 +63,31 @@ def test_mnist1d_extra_is_fresh_data(tmp_path, monkeypatch):
         data.mnist1d_extra(10.0)
 
 
-def test_shift_augment_rolls_each_sample():
-    x = torch.arange(10, dtype=torch.float32).repeat(4, 1)
+def _shift_of(row: torch.Tensor, x0: torch.Tensor) -> int | None:
+    """The shift s in [-5, 4] with torch.roll(x0, s) == row, or None if row is no roll of x0."""
+    return next((s for s in range(-5, 5) if torch.equal(torch.roll(x0, s), row)), None)
+
+
+def test_shift_augment_rolls_each_sample_by_a_random_shift():
+    x0 = torch.arange(10, dtype=torch.float32)
+    x = x0.repeat(200, 1)
     out = data.shift_augment(3, seed=0)(x)
     assert out.shape == x.shape
-    for row in out:  # every row is a roll of 0..9 by at most 3
-        shift = int(row[0]) if row[0] < 5 else int(row[0]) - 10
-        assert abs(shift) <= 3
-        assert torch.equal(row, torch.roll(x[0], -shift if row[0] < 5 else -shift))
+    shifts = [_shift_of(row, x0) for row in out]
+    assert None not in shifts  # every row is a roll of its sample
+    assert set(shifts) == set(range(-3, 4))  # every shift in ±3 occurs, and no other
+    assert 0 < shifts.count(0) < 100  # most rows move: an augmentation that does nothing fails
+    assert torch.equal(data.shift_augment(3, seed=0)(x), out)  # a seed repeats the shifts
+    assert not torch.equal(data.shift_augment(3, seed=1)(x), out)
+    x3 = x.unsqueeze(1)  # (N, 1, L) works too, rolled along the last axis
+    assert torch.equal(data.shift_augment(3, seed=0)(x3).squeeze(1), out)
     assert torch.equal(data.shift_augment(0)(x), x)
     with pytest.raises(ValueError, match="max_shift must be an int >= 0"):
         data.shift_augment(-1)
 
 
-def test_loaders():
-    d = data.load("digits")
-    loader = data.to_loader(d.x_train, d.y_train, batch_size=100, seed=1)
-    xb, yb = next(iter(loader))
-    assert xb.shape == (100, 64) and yb.dtype == torch.long
-    xb2, _ = next(iter(data.to_loader(d.x_train, d.y_train, batch_size=100, seed=1)))
-    assert torch.equal(xb, xb2)
-    with pytest.raises(ValueError, match="same length"):
-        data.to_loader(d.x_train, d.y_train[:-1])
-    with pytest.raises(ValueError, match="batch_size must be a positive int"):
-        data.to_loader(d.x_train, d.y_train, batch_size=0)
-    with pytest.raises(TypeError, match="x and y must be arrays"):
-        data.to_loader([1, 2], [0, 1])
+def test_removed_names_are_gone():
+    assert not hasattr(data, "to_loader")
 
 
 def test_tf_dataset():

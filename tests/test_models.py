@@ -26,17 +26,37 @@ def test_cnn_accepts_channel_dim_and_other_lengths():
         models.cnn1d(8, length=2)
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
-def test_rnn_cells(cell):
-    m = models.rnn(cell, hidden=6, chunk=4)
-    assert m(torch.zeros(5, 40)).shape == (5, 10)
-    with pytest.raises(ValueError, match="not a multiple of chunk"):
-        models.rnn(cell, hidden=6, chunk=3)(torch.zeros(1, 40))
+def test_count_params_counts_frozen_weights_too():
+    model = models.mlp(40, (100,), 10)
+    total = profile.count_params(model)
+    model[1].requires_grad_(False)  # frozen (as in transfer learning): still stored, still counted
+    assert profile.count_params(model) == total == 40 * 100 + 100 + 100 * 10 + 10
 
 
-def test_lstm_has_more_parameters_than_gru():
-    gru, lstm = models.rnn("gru", 16), models.rnn("lstm", 16)
-    assert profile.count_params(lstm) > profile.count_params(gru)
+def test_clone_copies_pruned_models_after_a_forward_pass():
+    import copy
+
+    from torch.nn.utils import prune
+
+    model = models.cnn1d(4)
+    prune.l1_unstructured(model.conv2, "weight", amount=0.5)
+    x = torch.randn(3, 40)
+    model(x).sum().backward()  # weight = weight_orig * weight_mask, a non-leaf tensor now
+    with pytest.raises(RuntimeError):
+        copy.deepcopy(model)
+    weight = model.conv2.weight
+    twin = models.clone(model)
+    assert model.conv2.weight is weight  # the original is left exactly as it was
+    assert torch.equal(twin(x), model(x)) and prune.is_pruned(twin)
+    with torch.no_grad():
+        twin.conv2.weight_orig.add_(1.0)
+    assert not torch.equal(twin(x), model(x))  # independent parameters
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        models.clone("model")
+
+
+def test_removed_names_are_gone():
+    assert not hasattr(models, "rnn") and not hasattr(models, "RNNClassifier")
 
 
 @pytest.mark.parametrize(
@@ -47,7 +67,6 @@ def test_lstm_has_more_parameters_than_gru():
         (lambda: models.mlp(40, dropout=1.0), ValueError, "dropout must be in"),
         (lambda: models.cnn1d(channels=2.5), TypeError, "channels must be an int"),
         (lambda: models.linear(0), ValueError, "in_features must be >= 1"),
-        (lambda: models.rnn("transformer"), ValueError, "cell must be one of"),
     ],
 )
 def test_bad_arguments(build, error, match):
