@@ -1,12 +1,14 @@
 """What a model costs: parameters, non-zeros, bytes, FLOPs and latency.
 
-Works for torch modules and for scikit-learn estimators (size via pickle, latency via ``predict``).
+Works for torch modules, scikit-learn estimators (size via pickle) and runtime sessions such as
+:class:`greenlab.runtimes.OrtClassifier` (size: their ``size_bytes``).
 """
 
 from __future__ import annotations
 
 import io
 import pickle
+import re
 import statistics
 import time
 import zlib
@@ -21,13 +23,18 @@ from ._internal.validate import at_least
 from ._internal.validate import module as _module
 
 __all__ = ["count_params", "count_nonzero", "sparsity", "size_bytes", "compressed_size_bytes",
-           "flops", "latency", "Latency"]
+           "flops", "latency", "Latency", "unmasked_state"]
 
 
-def _unmasked_state(model: nn.Module) -> dict:
+# a quantization scale or zero point: a layer's "scale", or FX's "_input_scale_0" / "0_scale_0"
+_QPARAM = re.compile(r"scale|zero_point|.*_(scale|zero_point)_\d+")
+
+
+def unmasked_state(model: nn.Module) -> dict:
     """``model.state_dict()`` with pruning masks applied: ``torch.nn.utils.prune`` keeps
-    ``weight_orig`` and ``weight_mask``; here they are one ``weight``, as after ``prune.remove``."""
-    state = model.state_dict()
+    ``weight_orig`` and ``weight_mask``; here they are one ``weight``, as after ``prune.remove``.
+    The model is not changed."""
+    state = _module(model).state_dict()
     out = {}
     for name, t in state.items():
         if name.endswith("_mask"):
@@ -45,14 +52,14 @@ def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     int8 weights dequantized (packed ``torch.ao`` params unpacked, torchao tensors too), buffers
     excluded."""
     out = {}
-    for name, t in _unmasked_state(model).items():
+    for name, t in unmasked_state(model).items():
         items = [(name, t)]
         if isinstance(t, tuple):  # quantized Linear: _packed_params = (int8 weight, float bias)
             items = [(f"{name}.{i}", x) for i, x in enumerate(t)]
         for key, x in items:
             if not torch.is_tensor(x) or not (x.is_floating_point() or x.is_quantized):
                 continue  # step counters, scales and zero points kept as ints
-            if key.split(".")[-1].startswith("running_") or key.endswith((".scale", ".zero_point")):
+            if key.split(".")[-1].startswith("running_") or _QPARAM.fullmatch(key.split(".")[-1]):
                 continue  # batch-norm statistics and quantization parameters are not weights
             if x.is_quantized or hasattr(x, "qdata"):  # torch.ao int8, or a torchao int8 tensor
                 x = x.dequantize()
@@ -61,7 +68,12 @@ def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def count_params(model) -> int:
-    """Trainable-weight count of a torch module (pruned weights still count: they are stored)."""
+    """Number of stored weights of a torch module: every parameter, frozen (``requires_grad=False``)
+    or not, and int8 weights (``torch.ao``, torchao) counted like the float ones they replace.
+
+    Pruned weights still count (they are stored, as zeros); pruning masks, batch-norm statistics
+    and quantization scales / zero points do not.
+    """
     if hasattr(model, "get_params") and not isinstance(model, nn.Module):
         raise TypeError("count_params needs a torch module; for scikit-learn use size_bytes")
     return int(sum(t.numel() for t in _tensors(_module(model)).values()))
@@ -101,18 +113,30 @@ def _serialize(model) -> bytes:
     if hasattr(model, "predict"):
         return pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
     raise TypeError(
-        "model must be a torch module, a scikit-learn estimator, bytes or a file path, "
-        f"got {type(model).__name__}"
+        "model must be a torch module, a scikit-learn estimator, a runtime session, bytes or a file "
+        f"path, got {type(model).__name__}"
     )
 
 
+def _session_size(model) -> int | None:
+    """A runtime session's stored size (``OrtClassifier``, ``TFLiteClassifier``: ``size_bytes``)."""
+    if isinstance(model, nn.Module) or not callable(getattr(model, "logits", None)):
+        return None
+    size = getattr(model, "size_bytes", None)
+    return size if isinstance(size, int) and not isinstance(size, bool) else None
+
+
 def size_bytes(model) -> int:
-    """Serialized size: ``torch.save(state_dict)``, pickle for scikit-learn, or a file's size."""
-    return len(_serialize(model))
+    """Serialized size: ``torch.save(state_dict)``, pickle for scikit-learn, a runtime session's
+    model file or flatbuffer (its ``size_bytes``), or a file's size."""
+    size = _session_size(model)
+    return size if size is not None else len(_serialize(model))
 
 
 def compressed_size_bytes(model, level: int = 9) -> int:
     """Size after zlib compression: what pruning's zeros save on disk or over the network."""
+    if isinstance(level, bool) or not isinstance(level, int):
+        raise TypeError(f"level must be an int in [0, 9], got {type(level).__name__}")
     if not 0 <= level <= 9:
         raise ValueError(f"level must be in [0, 9], got {level}")
     return len(zlib.compress(_serialize(model), level))

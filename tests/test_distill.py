@@ -128,6 +128,21 @@ def test_distill_loss_fn_with_module_and_with_precomputed_logits_agree():
     assert torch.isclose(online, lookup, rtol=1e-5)
 
 
+def test_distill_helpers_leave_the_teacher_as_it_was():
+    x, y = _tiny_data(32)
+    torch.manual_seed(0)
+    teacher = gl.models.mlp(40, (8,), 2, dropout=0.5).train()  # in train mode, dropout on
+    flags = [p.requires_grad for p in teacher.parameters()]
+    state = {k: v.clone() for k, v in teacher.state_dict().items()}
+    distill.teacher_logits(teacher, x)
+    loss_fn = distill.distill_loss_fn(teacher, T=2.0, alpha=0.7)
+    student = gl.models.mlp(40, (4,), 2)
+    xb, yb = torch.as_tensor(x[:8]), torch.as_tensor(y[:8])
+    assert torch.equal(loss_fn(student, xb, yb), loss_fn(student, xb, yb))  # frozen copy: eval mode
+    assert teacher.training and [p.requires_grad for p in teacher.parameters()] == flags
+    assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in state.items())
+
+
 def test_distill_loss_fn_trains_with_fit_on_unlabelled_data():
     x, y = _tiny_data(256)
     torch.manual_seed(0)

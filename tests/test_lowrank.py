@@ -103,10 +103,28 @@ def test_factorize_model_by_rank_dict_energy_and_int():
     assert ranks_of(factorize_model(net, ranks=4, layers=["0"])) == {"0": 4}
     planned = choose_ranks(net, 0.9)
     assert ranks_of(factorize_model(net, energy=0.9)) == planned
-    same = factorize_model(net, ranks={"7": 4}, inplace=True)
-    assert same is net and isinstance(net[7], Factorized)
+    once = factorize_model(net, ranks={"7": 4})
+    assert once is not net and isinstance(net[7], nn.Linear) and isinstance(once[7], Factorized)
     # a factorized model can be factorized again without touching the inner layers
-    assert ranks_of(factorize_model(net, ranks={"5": 4})) == {"5": 4, "7": 4}
+    assert ranks_of(factorize_model(once, ranks={"5": 4})) == {"5": 4, "7": 4}
+    assert ranks_of(once) == {"7": 4}
+
+
+def test_factorizing_never_changes_the_model_or_layer_it_is_given():
+    from greenlab.techniques import prune as gp
+
+    net = gp.global_magnitude(_net(), 0.5)  # pruned, then a forward pass with grad:
+    net(torch.randn(2, 1, 40)).sum().backward()  # its weights are non-leaf tensors now
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    training = net.training
+    for call in (lambda: factorize_model(net, ranks={"5": 8}), lambda: factorize_model(net, energy=0.9),
+                 lambda: factorize_linear(net[5], 8), lambda: factorize_conv1d(net[2], 4)):
+        assert call() is not net
+    now = net.state_dict()
+    assert list(now) == list(state) and all(torch.equal(now[k], v) for k, v in state.items())
+    assert net.training == training and isinstance(net[5], nn.Linear)
+    with pytest.raises(TypeError, match="inplace"):  # no in-place mode: chaining needs copies
+        factorize_model(net, ranks=4, inplace=True)
 
 
 @pytest.mark.parametrize("call, error, text", [

@@ -40,6 +40,29 @@ def test_sizes_torch_sklearn_bytes_and_files(tmp_path):
         profile.size_bytes(42)
     with pytest.raises(ValueError, match=r"level must be in \[0, 9\]"):
         profile.compressed_size_bytes(b"a", level=10)
+    with pytest.raises(TypeError, match="level must be an int"):
+        profile.compressed_size_bytes(b"a", level="9")
+
+
+def test_size_of_a_runtime_session_is_its_stored_model():
+    class Session:  # what OrtClassifier / TFLiteClassifier provide
+        size_bytes = 1234
+
+        def logits(self, x):
+            return x
+
+    assert profile.size_bytes(Session()) == 1234
+
+
+def test_unmasked_state_applies_masks_and_leaves_the_model():
+    model = gl.models.mlp(10, (20,), 3)
+    prune.l1_unstructured(model[1], "weight", amount=0.5)
+    keys = list(model.state_dict())
+    state = profile.unmasked_state(model)
+    assert "1.weight" in state and not any(k.endswith(("_orig", "_mask")) for k in state)
+    assert torch.equal(state["1.weight"], model[1].weight_orig * model[1].weight_mask)
+    assert list(model.state_dict()) == keys and prune.is_pruned(model)
+    assert "unmasked_state" in profile.__all__
 
 
 def test_flops_of_linear_and_conv():
@@ -64,17 +87,6 @@ def test_latency_statistics():
         profile.latency(lambda: None, repeats=0)
 
 
-def test_summarize_torch_and_sklearn():
-    d = gl.data.load("digits")
-    model = gl.models.mlp(64, (16,), 10)
-    row = gl.summarize(model, d.x_test, d.y_test, repeats=3)
-    assert set(row) >= {"accuracy", "f1", "latency_ms", "size_bytes", "params", "batch_size"}
-    assert row["params"] == profile.count_params(model) and row["batch_size"] == 256
-    tree = DecisionTreeClassifier(max_depth=5, random_state=0).fit(d.x_train, d.y_train)
-    row = gl.summarize(tree, d.x_test, d.y_test, repeats=3)
-    assert row["params"] is None and row["accuracy"] > 0.5
-
-
 def test_count_params_rejects_sklearn():
     with pytest.raises(TypeError, match="count_params needs a torch module"):
         profile.count_params(DecisionTreeClassifier())
@@ -91,3 +103,12 @@ def test_counts_and_summary_of_int8_models():
     q64 = torch.ao.quantization.quantize_dynamic(gl.models.mlp(64, (8,), 10).eval(), {torch.nn.Linear})
     row = gl.summarize(q64, d.x_test, d.y_test, repeats=2)
     assert row["params"] == 64 * 8 + 8 + 8 * 10 + 10
+
+
+def test_count_params_of_static_int8_leaves_out_fx_scales():
+    from greenlab.techniques import quantize as glq
+
+    model = gl.models.mlp(10, (20,), 3).eval()
+    q = glq.static_int8_fx(model, torch.randn(50, 10))
+    assert any("_scale_" in k for k in q.state_dict())  # FX's input quantization parameters
+    assert profile.count_params(q) == profile.count_params(model)

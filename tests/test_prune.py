@@ -40,9 +40,18 @@ def test_prunable_lists_weighted_layers_in_order():
         gp.prunable(_mlp(), module_types=("Linear",))
 
 
+def _state(model) -> dict:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _unchanged(model, state) -> bool:
+    now = model.state_dict()
+    return list(now) == list(state) and all(torch.equal(now[k], v) for k, v in state.items())
+
+
 def test_global_magnitude_matches_torch_global_unstructured():
-    ours, ref = _mlp(), _mlp()
-    gp.global_magnitude(ours, 0.7)
+    ref = _mlp()
+    ours = gp.global_magnitude(_mlp(), 0.7)
     params = [(m, "weight") for m in ref.modules() if isinstance(m, nn.Linear)]
     prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=0.7)
     for a, b in zip(gp.prunable(ours), gp.prunable(ref), strict=True):
@@ -55,7 +64,7 @@ def test_global_threshold_gives_layers_different_sparsities():
     model = _mlp()
     with torch.no_grad():
         model[1].weight.mul_(10)  # a layer of large weights keeps more of them
-    gp.global_magnitude(model, 0.8)
+    model = gp.global_magnitude(model, 0.8)
     per_layer = gp.layer_sparsity(model)
     assert per_layer["1"] < 0.8 < max(per_layer.values())
     total = sum(m.weight.numel() for _, m in gp.prunable(model))
@@ -69,15 +78,14 @@ def test_layerwise_magnitude_prunes_each_layer_equally():
 
 
 def test_pruning_again_reaches_the_new_target_and_never_undoes():
-    model = _mlp()
-    gp.global_magnitude(model, 0.5)
-    gp.global_magnitude(model, 0.9)
+    half = gp.global_magnitude(_mlp(), 0.5)
+    model = gp.global_magnitude(half, 0.9)
     assert _zeros(model) == pytest.approx(0.9, abs=1 / 300)
+    assert _zeros(half) == pytest.approx(0.5, abs=1 / 300)  # the input kept its own masks
     with pytest.raises(ValueError, match="cannot be undone"):
         gp.global_magnitude(model, 0.6)
     # after make_permanent the zeros are plain weights: pruning further still counts them
-    gp.make_permanent(model)
-    gp.global_magnitude(model, 0.95)
+    model = gp.global_magnitude(gp.make_permanent(model), 0.95)
     assert _zeros(model) == pytest.approx(0.95, abs=1 / 300)
 
 
@@ -95,18 +103,37 @@ def test_sparsity_is_validated(bad, error, message):
 
 
 def test_make_permanent_keeps_zeros_and_drops_masks():
-    model = gp.global_magnitude(_mlp(), 0.9)
+    pruned = gp.global_magnitude(_mlp(), 0.9)
     x = torch.randn(5, 8)
-    before = model(x)
-    gp.make_permanent(model)
-    assert not gp.is_pruned(model)
+    before = pruned(x)
+    model = gp.make_permanent(pruned)
+    assert not gp.is_pruned(model) and gp.is_pruned(pruned)  # a plain copy; the input keeps masks
     keys = list(model.state_dict())
     assert not any(k.endswith(("_orig", "_mask")) for k in keys)
     assert torch.allclose(model(x), before)
     assert _zeros(model) == pytest.approx(0.9, abs=1 / 300)
-    assert gp.make_permanent(model) is model  # idempotent
+    again = gp.make_permanent(model)  # idempotent, and still a copy
+    assert again is not model and _unchanged(again, model.state_dict())
     with pytest.raises(TypeError, match="torch.nn.Module"):
         gp.make_permanent(None)
+
+
+@pytest.mark.parametrize("technique", [
+    lambda m: gp.global_magnitude(m, 0.7),
+    lambda m: gp.layerwise_magnitude(m, 0.7),
+    gp.make_permanent,
+    lambda m: gp.gradual_magnitude(m, np.zeros((16, 8), np.float32), np.arange(16) % 3, 0.7,
+                                   steps=8, rounds=2)[0],
+])
+@pytest.mark.parametrize("already_pruned", [False, True])
+def test_pruning_never_changes_the_model_it_is_given(technique, already_pruned):
+    model = gp.global_magnitude(_mlp(), 0.3) if already_pruned else _mlp()
+    model(torch.randn(2, 8)).sum().backward()  # a forward pass with grad: `weight` is non-leaf now
+    state, training = _state(model), model.training
+    out = technique(model)
+    assert out is not model and _unchanged(model, state) and model.training == training
+    assert gp.is_pruned(model) == already_pruned
+    assert not any(p is q for p in out.parameters() for q in model.parameters())
 
 
 # --------------------------------------------------------------------------- schedules
@@ -142,13 +169,12 @@ def test_gradual_magnitude_prunes_while_training():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 8)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int64)
-    model = _mlp()
-    history = gp.gradual_magnitude(model, x, y, 0.8, steps=40, rounds=4, ramp_fraction=0.5)
+    model, history = gp.gradual_magnitude(_mlp(), x, y, 0.8, steps=40, rounds=4, ramp_fraction=0.5)
     assert [h["step"] for h in history] == [0, 5, 10, 15]
     targets = [h["sparsity"] for h in history]
     assert targets == sorted(targets) and targets[-1] == pytest.approx(0.8)
     assert _zeros(model) == pytest.approx(0.8, abs=1 / 300)
-    one_shot = gp.gradual_magnitude(_mlp(), x, y, 0.8, steps=10, rounds=1)
+    _, one_shot = gp.gradual_magnitude(_mlp(), x, y, 0.8, steps=10, rounds=1)
     assert len(one_shot) == 1 and one_shot[0]["sparsity"] == pytest.approx(0.8)
     with pytest.raises(ValueError, match="rounds=8 needs steps"):
         gp.gradual_magnitude(_mlp(), x, y, 0.8, steps=10, rounds=8)
@@ -167,6 +193,8 @@ def test_top_channels_agrees_with_ln_structured():
     assert torch.equal(keep, kept_by_torch)
     with pytest.raises(ValueError, match=r"keep must be an int in \[1, 10\]"):
         gp.top_channels(conv.weight, 0)
+    with pytest.raises(TypeError, match=r"keep must be an int"):
+        gp.top_channels(conv.weight, 4.0)
 
 
 @pytest.mark.parametrize("hidden", [None, 7])
@@ -188,9 +216,49 @@ def test_channel_prune_equals_masking_those_channels(hidden):
     assert not gp.is_pruned(model) and model.conv1.out_channels == 8  # the input is untouched
 
 
+class _TwoConvs(nn.Module):
+    """Not a CNN1d: channel pruning only needs the channel_chain() protocol."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(3)
+        self.body = nn.ModuleDict({"a": nn.Conv1d(2, 6, 3), "b": nn.Conv1d(6, 10, 3, padding=1)})
+        self.out = nn.Linear(10 * 8, 3)
+
+    def channel_chain(self):
+        return ("body.a", "body.b"), "out"
+
+    def forward(self, x):
+        x = torch.relu(self.body["b"](torch.relu(self.body["a"](x))))
+        return self.out(torch.flatten(x, 1))
+
+
+def test_channel_prune_works_on_any_model_with_the_protocol():
+    model = _TwoConvs().eval()
+    small = gp.channel_prune_conv1d(model, 0.5)
+    assert (small.body["a"].out_channels, small.body["b"].out_channels) == (3, 5)
+    assert small.out.in_features == 5 * 8 and model.body["b"].out_channels == 10
+    masked = copy.deepcopy(model)
+    for conv in masked.body.values():
+        prune.ln_structured(conv, "weight", amount=0.5, n=1, dim=0)
+        prune.custom_from_mask(conv, "bias", conv.weight_mask.reshape(conv.out_channels, -1).any(1))
+    x = torch.randn(4, 2, 10)
+    with torch.no_grad():
+        assert torch.allclose(small(x), masked(x), atol=1e-5)
+    assert gl.models.cnn1d(4).channel_chain() == (("conv1", "conv2", "conv3"), "linear")
+    assert gl.models.cnn1d(4, hidden=8).channel_chain()[1] == "fc"
+
+
 def test_channel_prune_validates():
-    with pytest.raises(TypeError, match="greenlab.models.CNN1d"):
+    with pytest.raises(TypeError, match="channel_chain"):
         gp.channel_prune_conv1d(_mlp(), 0.5)
+    broken = _TwoConvs()
+    broken.channel_chain = lambda: (("body.a", "out"), "out")
+    with pytest.raises(TypeError, match="must be an nn.Conv1d"):
+        gp.channel_prune_conv1d(broken, 0.5)
+    broken.channel_chain = lambda: (("body.a",), "body.b")
+    with pytest.raises(TypeError, match="must be an nn.Linear"):
+        gp.channel_prune_conv1d(broken, 0.5)
     with pytest.raises(ValueError, match=r"keep_fraction must be in \(0, 1\]"):
         gp.channel_prune_conv1d(_cnn(), 50)
     with pytest.raises(TypeError, match="keep_fraction"):
@@ -212,19 +280,21 @@ def test_sparse_size_shrinks_only_sparse_models():
     model = nn.Sequential(nn.Linear(200, 200), nn.Linear(200, 10))
     dense_bytes = gl.profile.size_bytes(model)
     assert gp.sparse_size_bytes(model) == pytest.approx(dense_bytes, rel=0.02)  # kept dense
-    gp.global_magnitude(model, 0.9)
+    model = gp.global_magnitude(model, 0.9)
     sparse_bytes = gp.sparse_size_bytes(model)
     assert sparse_bytes < dense_bytes / 3  # 8 bytes per non-zero instead of 4 per weight
-    gp.make_permanent(model)
-    assert gp.sparse_size_bytes(model) == sparse_bytes
+    assert gp.sparse_size_bytes(gp.make_permanent(model)) == sparse_bytes
     with pytest.raises(ValueError, match="min_sparsity"):
         gp.sparse_size_bytes(model, min_sparsity=2)
 
 
 def test_channel_prune_applies_masks_first_and_result_trains():
     model = gp.global_magnitude(_cnn(8), 0.5)
+    model(torch.randn(2, 20)).sum().backward()  # `weight` is a non-leaf tensor now
+    state = _state(model)
     small = gp.channel_prune_conv1d(model, 0.5)
-    assert gp.is_pruned(model) and not gp.is_pruned(small)
+    assert gp.is_pruned(model) and not gp.is_pruned(small) and _unchanged(model, state)
+    assert not model.conv1.weight.is_leaf  # not even refreshed: the input is left as it was
     x, y = np.random.default_rng(0).normal(size=(16, 20)).astype(np.float32), np.arange(16) % 4
     gl.fit(small, x, y, steps=3, progress=False)
     assert small.conv2.weight.shape == (4, 4, 3) and small.linear.in_features == 4 * 3

@@ -36,8 +36,11 @@ def test_int_range():
     assert glq.int_range(8) == (-128, 127)
     assert glq.int_range(8, signed=False) == (0, 255)
     assert glq.int_range(4) == (-8, 7)
-    for bad in (1, 17, 8.0, True):
+    for bad in (1, 17):
         with pytest.raises(ValueError, match="bits must be"):
+            glq.int_range(bad)
+    for bad in (8.0, True, "8"):  # a wrong type is a TypeError, not a ValueError
+        with pytest.raises(TypeError, match="bits must be an int"):
             glq.int_range(bad)
 
 
@@ -182,6 +185,8 @@ def test_static_int8_fx_validates(tiny):
         glq.static_int8_fx(model, x, batch_size=0)
     with pytest.raises(ValueError, match="weight_bits must be"):
         glq.static_int8_fx(model, x, weight_bits=9)
+    with pytest.raises(TypeError, match="weight_bits must be an int"):
+        glq.static_int8_fx(model, x, weight_bits=8.0)
 
 
 def test_fewer_weight_bits_cost_more_error(tiny):
@@ -217,6 +222,10 @@ def test_torchao_int8_quantizes_linear_layers_of_a_copy(weight_only):
     x = torch.randn(64, 40)
     with torch.no_grad():
         assert float((q(x) - model(x)).abs().max()) < 0.05
+    y = model(x).argmax(1).numpy()
+    row = gl.summarize(q, x.numpy(), y, repeats=2)  # one summarize for torchao models too
+    assert row.params == gl.profile.count_params(model) and row.flops is None
+    assert row.accuracy > 0.9 and row.energy_samples == 2 * 64
 
 
 def test_import_torchao_is_quiet_and_leaves_logging_as_it_was():
@@ -282,23 +291,46 @@ def test_onnx_helpers_validate(tiny, tmp_path):
         gl.runtimes.ort_quantize_static(path, tmp_path / "s.onnx", x[:0])
 
 
-# ----------------------------------------------------------------------------- summaries
+# ----------------------------------------------------------------------------- no side effects
 
 
-def test_summarize_rows_fit_the_ledger(tiny, tmp_path):
+def _state(model) -> dict:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("convert", [
+    glq.dynamic_int8,
+    lambda m, x: glq.static_int8_fx(m, x),
+    lambda m, x: glq.prepare_qat_fx(m, x),
+    lambda m, x: glq.convert_fx(glq.prepare_qat_fx(m, x)),
+], ids=["dynamic", "static", "qat-prepare", "qat-convert"])
+@pytest.mark.filterwarnings("ignore:must run observer")  # qat-convert: converted untrained
+def test_converters_leave_the_model_and_the_quantized_engine_as_they_were(tiny, convert):
     model, x = tiny
-    y = torch.randint(0, 10, (len(x),)).numpy()
-    q = glq.static_int8_fx(model, x)
-    clf = gl.runtimes.OrtClassifier(gl.runtimes.export_onnx(model, x[:2], tmp_path / "m.onnx"), threads=1)
-    for m in (model, q, clf):
-        row = glq.summarize(m, x.numpy(), y, params=123, repeats=2)
-        assert set(row) == {"accuracy", "f1", "latency_ms", "size_bytes", "params"}
-        assert row["latency_ms"] > 0 and row["size_bytes"] > 0
-        gl.log(lesson="03", technique="test", model="tiny", path=tmp_path / "l.sqlite", **row)
-    with pytest.raises(TypeError, match="model must be"):
-        glq.summarize(object(), x, y)
-    with pytest.raises(ValueError, match="params must be"):
-        glq.summarize(model, x.numpy(), y, params=-1)
+    model.train()
+    state = _state(model)
+    before = torch.backends.quantized.engine
+    try:
+        torch.backends.quantized.engine = "qnnpack"
+        out = convert(model) if convert is glq.dynamic_int8 else convert(model, x)
+        assert torch.backends.quantized.engine == "qnnpack"  # restored after the call
+    finally:
+        torch.backends.quantized.engine = before
+        model.eval()
+    assert out is not model and model.conv1.__class__ is nn.Conv1d
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+
+
+def test_the_engine_is_restored_when_a_conversion_fails(tiny):
+    model, x = tiny
+    before = torch.backends.quantized.engine
+    try:
+        torch.backends.quantized.engine = "qnnpack"
+        with pytest.raises(RuntimeError):  # calibration inputs of the wrong width
+            glq.static_int8_fx(model, torch.randn(8, 7, 3))
+        assert torch.backends.quantized.engine == "qnnpack"
+    finally:
+        torch.backends.quantized.engine = before
 
 
 # ----------------------------------------------------------------------------- TFLite
@@ -324,3 +356,7 @@ def test_tflite_fp32_and_int8():
         gl.runtimes.tflite_convert(km, x, int8=False)
     with pytest.raises(TypeError, match="model_content must be bytes"):
         gl.runtimes.TFLiteClassifier("model.tflite")
+    y = ref.argmax(1)
+    row = gl.summarize(int8, x, y, repeats=2, params=km.count_params())  # a session: passed through
+    assert row.size_bytes == len(int8_bytes) and row.params == 40 * 32 + 32 + 32 * 10 + 10
+    assert row.accuracy > 0.9 and row.flops is None and row.energy_samples == 2 * 200

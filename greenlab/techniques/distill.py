@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._internal.validate import module, positive
+from ..models import clone
 from ..train import logits
 
 __all__ = ["UNLABELLED", "soft_targets", "kd_loss", "distill_loss_fn", "teacher_logits",
@@ -112,10 +113,16 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: 
 
 
 def teacher_logits(teacher: nn.Module, x, batch_size: int = 1024) -> torch.Tensor:
-    """The teacher's logits for every row of ``x`` (eval mode, no gradients), on the CPU."""
+    """The teacher's logits for every row of ``x`` (eval mode, no gradients), on the CPU.
+
+    ``teacher`` is left as it was (its train / eval mode included)."""
     module(teacher, "teacher")
     positive("batch_size", batch_size)
-    return logits(teacher, x if isinstance(x, torch.Tensor) else np.asarray(x), batch_size)
+    was_training = teacher.training
+    try:
+        return logits(teacher, x if isinstance(x, torch.Tensor) else np.asarray(x), batch_size)
+    finally:
+        teacher.train(was_training)
 
 
 def distill_loss_fn(teacher: nn.Module | torch.Tensor, T: float = 2.0, alpha: float = 0.7,
@@ -123,8 +130,9 @@ def distill_loss_fn(teacher: nn.Module | torch.Tensor, T: float = 2.0, alpha: fl
     """A ``loss_fn(model, xb, yb)`` for :func:`greenlab.fit` that distills ``teacher`` into the model.
 
     Args:
-        teacher: a torch module, run (eval mode, no gradients) on every batch; ``yb`` holds the
-            labels, ``-1`` for unlabelled samples. Or a precomputed ``(N, C)`` tensor of teacher
+        teacher: a torch module: a frozen copy of it (eval mode, no gradients), taken now, runs
+            on every batch, and ``teacher`` itself is left as it was; ``yb`` holds the labels,
+            ``-1`` for unlabelled samples. Or a precomputed ``(N, C)`` tensor of teacher
             logits (see :func:`teacher_logits`): then ``yb`` holds *row indices* into it, so train
             with ``y = np.arange(N)``, and pass the true ``labels`` (``-1`` = unlabelled).
         T: temperature (> 0).
@@ -136,13 +144,11 @@ def distill_loss_fn(teacher: nn.Module | torch.Tensor, T: float = 2.0, alpha: fl
         if labels is not None:
             raise ValueError("labels is only for precomputed logits; with a teacher module the "
                              "labels come in each batch (yb)")
-        teacher.eval()
-        for p in teacher.parameters():
-            p.requires_grad_(False)
+        frozen = clone(teacher).eval().requires_grad_(False)
 
         def loss_fn(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
-                t = teacher(xb)
+                t = frozen(xb)
             return kd_loss(model(xb), t, yb, T, alpha)
 
         return loss_fn

@@ -11,17 +11,19 @@ a conv with ``r`` output channels, then a 1x1 conv (Denton et al. 2014, Jaderber
     small = factorize_model(model, ranks={"fc": 24})      # a factorized copy
     small = factorize_model(model, energy=0.9)            # ranks keeping 90 % of sum(sigma^2)
     ranks_of(small)                                        # {"fc": 24}
+
+Nothing here changes the model or layer it is given: each function returns new layers or a copy.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
 from torch import nn
 
 from .._internal.validate import module
+from ..models import clone
 
 __all__ = ["Factorized", "singular_values", "truncated_svd", "rank_for_energy",
            "factorize_linear", "factorize_conv1d", "factorize_model", "choose_ranks", "ranks_of"]
@@ -121,6 +123,7 @@ def factorize_linear(layer: nn.Linear, rank: int) -> Factorized:
     """``Linear(in, out)`` -> ``Factorized(Linear(in, rank, bias=False), Linear(rank, out))``.
 
     The weights come from the truncated SVD; the bias moves to the second layer unchanged.
+    New layers are returned; ``layer`` is left unchanged.
     """
     if not isinstance(layer, nn.Linear):
         raise TypeError(f"layer must be a torch.nn.Linear, got {type(layer).__name__}")
@@ -142,6 +145,7 @@ def factorize_conv1d(layer: nn.Conv1d, rank: int) -> Factorized:
     The kernel ``out x in x k`` is reshaped to ``out x (in * k)`` and factorized: the first conv
     keeps the original stride, padding and dilation with ``rank`` filters; the 1x1 conv mixes them
     into ``out`` channels and carries the bias. Grouped convolutions are not supported.
+    New layers are returned; ``layer`` is left unchanged.
     """
     if not isinstance(layer, nn.Conv1d):
         raise TypeError(f"layer must be a torch.nn.Conv1d, got {type(layer).__name__}")
@@ -210,8 +214,7 @@ def choose_ranks(model: nn.Module, energy: float, layers: list[str] | None = Non
 
 
 def factorize_model(model: nn.Module, ranks: int | dict[str, int] | None = None, *,
-                    energy: float | None = None, layers: list[str] | None = None,
-                    inplace: bool = False) -> nn.Module:
+                    energy: float | None = None, layers: list[str] | None = None) -> nn.Module:
     """Replace Linear/Conv1d layers by their rank-``r`` :class:`Factorized` versions.
 
     Give exactly one of:
@@ -219,7 +222,7 @@ def factorize_model(model: nn.Module, ranks: int | dict[str, int] | None = None,
             layer in ``layers`` (default: all Linear/Conv1d layers where it saves weights).
         energy: a fraction in (0, 1]: each layer gets the rank keeping that fraction of its squared
             singular values (:func:`choose_ranks`).
-    Returns a factorized deep copy (the model itself when ``inplace``). Fine-tune it afterwards.
+    Returns a factorized copy; ``model`` is left unchanged. Fine-tune the copy afterwards.
     """
     if (ranks is None) == (energy is None):
         raise ValueError("give exactly one of ranks= (int or dict) or energy= (a fraction)")
@@ -241,7 +244,7 @@ def factorize_model(model: nn.Module, ranks: int | dict[str, int] | None = None,
     else:
         raise TypeError(f"ranks must be an int or a dict of layer name -> rank, "
                         f"got {type(ranks).__name__}")
-    target = model if inplace else copy.deepcopy(model)
+    target = clone(model)
     for name, rank in plan.items():
         parent_name, _, child = name.rpartition(".")
         parent = target.get_submodule(parent_name) if parent_name else target

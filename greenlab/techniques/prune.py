@@ -6,19 +6,19 @@ shrink the *compressed* file (zlib, or a sparse format: :func:`sparse_size_bytes
 kernels still multiply them, so latency does not move. Structured pruning
 (:func:`channel_prune_conv1d`) builds a smaller dense model, which is faster.
 
-::
+Every function here leaves the model it is given as it was and returns a new one, so pruning
+chains with the other techniques (lesson 13)::
 
-    global_magnitude(model, 0.9)                  # 90 % zeros overall, smallest |w| first
-    gradual_magnitude(model, x, y, 0.9, steps=750)  # prune while fine-tuning (Zhu & Gupta 2017)
-    make_permanent(model)                         # bake the masks into plain weights
-    small = channel_prune_conv1d(cnn, 0.5)        # half the channels of every conv, a new CNN1d
+    pruned = global_magnitude(model, 0.9)         # 90 % zeros overall, smallest |w| first
+    pruned, history = gradual_magnitude(model, x, y, 0.9, steps=750)  # while fine-tuning
+    plain = make_permanent(pruned)                # the masks baked into plain weights
+    small = channel_prune_conv1d(cnn, 0.5)        # half the channels of every conv
 
 Sparsities are fractions of zeros in [0, 1]; ``0.9`` means 90 %.
 """
 
 from __future__ import annotations
 
-import copy
 import io
 import warnings
 from collections.abc import Callable
@@ -29,8 +29,8 @@ from torch.nn.utils import prune
 
 from .._internal.validate import at_least, positive
 from .._internal.validate import module as _check_model
-from ..models import CNN1d
-from ..profile import _unmasked_state
+from ..models import clone
+from ..profile import unmasked_state
 
 __all__ = ["PRUNABLE", "prunable", "global_magnitude", "layerwise_magnitude", "make_permanent",
            "is_pruned", "layer_sparsity", "polynomial_sparsity", "gradual_magnitude",
@@ -109,21 +109,9 @@ def _extra(total: int, zeros: int, masked: int, sparsity: float, where: str) -> 
     return target - masked
 
 
-def global_magnitude(model: nn.Module, sparsity: float,
-                     module_types: tuple[type, ...] = PRUNABLE) -> nn.Module:
-    """Prune the smallest-magnitude weights across all layers together, in place.
-
-    Uses ``torch.nn.utils.prune.global_unstructured`` with ``L1Unstructured``: one threshold for the
-    whole model, so layers end up with different sparsities. Called again on a pruned model, it
-    prunes further to the new overall target.
-
-    Args:
-        model: a torch module; its ``module_types`` layers' ``weight`` tensors are pruned.
-        sparsity: fraction of those weights that are zero afterwards, in [0, 1].
-    Returns:
-        The same model, with masks (see :func:`make_permanent`); ``copy.deepcopy`` works on it.
-    """
-    sparsity = _check_sparsity(sparsity)
+def _global(model: nn.Module, sparsity: float, module_types) -> nn.Module:
+    """:func:`global_magnitude` on ``model`` itself (``gradual_magnitude`` keeps one model and
+    one optimizer across its rounds)."""
     layers = prunable(model, module_types)
     total = sum(m.weight.numel() for _, m in layers)
     zeros, masked = (sum(c) for c in zip(*(_counts(m) for _, m in layers), strict=True))
@@ -134,14 +122,37 @@ def global_magnitude(model: nn.Module, sparsity: float,
     return _refresh(model)
 
 
+def global_magnitude(model: nn.Module, sparsity: float,
+                     module_types: tuple[type, ...] = PRUNABLE) -> nn.Module:
+    """A pruned copy: the smallest-magnitude weights across all layers together set to zero.
+
+    Uses ``torch.nn.utils.prune.global_unstructured`` with ``L1Unstructured``: one threshold for the
+    whole model, so layers end up with different sparsities. Given a pruned model, the copy is
+    pruned further, to the new overall target.
+
+    Args:
+        model: a torch module (left unchanged); its ``module_types`` layers' ``weight`` tensors
+            are pruned in the copy.
+        sparsity: fraction of those weights that are zero afterwards, in [0, 1].
+    Returns:
+        A new model with masks (see :func:`make_permanent`); ``copy.deepcopy`` works on it.
+    """
+    sparsity = _check_sparsity(sparsity)
+    prunable(model, module_types)
+    return _global(clone(model), sparsity, module_types)
+
+
 def layerwise_magnitude(model: nn.Module, sparsity: float,
                         module_types: tuple[type, ...] = PRUNABLE) -> nn.Module:
-    """Prune every layer to the same ``sparsity`` (``prune.l1_unstructured`` per layer), in place."""
+    """A pruned copy with every layer at the same ``sparsity`` (``prune.l1_unstructured`` per
+    layer); ``model`` is left unchanged."""
     sparsity = _check_sparsity(sparsity)
-    for name, m in prunable(model, module_types):
+    prunable(model, module_types)
+    out = clone(model)
+    for name, m in prunable(out, module_types):
         extra = _extra(m.weight.numel(), *_counts(m), sparsity, f"layer {name!r}")
         prune.l1_unstructured(m, "weight", amount=extra)
-    return _refresh(model)
+    return _refresh(out)
 
 
 def is_pruned(model: nn.Module) -> bool:
@@ -150,14 +161,16 @@ def is_pruned(model: nn.Module) -> bool:
 
 
 def make_permanent(model: nn.Module) -> nn.Module:
-    """Bake the masks into the weights (``prune.remove``) on every pruned layer, in place.
+    """A copy with the masks baked into the weights (``prune.remove`` on every pruned layer).
 
-    Afterwards the model is a plain module (``weight`` is a parameter again, zeros included), so
-    it saves without the doubled ``weight_orig`` + ``weight_mask`` and exports cleanly.
+    The copy is a plain module (``weight`` is a parameter again, zeros included), so it saves
+    without the doubled ``weight_orig`` + ``weight_mask`` and exports cleanly. ``model`` keeps its
+    masks; an unpruned model gives a plain copy.
     """
-    for m, base in _masked(_check_model(model)):
+    out = clone(_check_model(model))
+    for m, base in _masked(out):
         prune.remove(m, base)
-    return model
+    return out
 
 
 def layer_sparsity(model: nn.Module, module_types: tuple[type, ...] = PRUNABLE) -> dict[str, float]:
@@ -190,17 +203,19 @@ def polynomial_sparsity(step: int, final_sparsity: float, begin_step: int, end_s
 def gradual_magnitude(model: nn.Module, x, y, sparsity: float, steps: int, rounds: int = 8,
                       ramp_fraction: float = 0.5, lr: float = 1e-3, batch_size: int = 128,
                       augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                      seed: int = 0, module_types: tuple[type, ...] = PRUNABLE) -> list[dict]:
-    """Iterative prune-and-fine-tune: ``rounds`` global magnitude prunes while training, in place.
+                      seed: int = 0, module_types: tuple[type, ...] = PRUNABLE
+                      ) -> tuple[nn.Module, list[dict]]:
+    """Iterative prune-and-fine-tune of a copy: ``rounds`` global magnitude prunes while training.
 
     Prunes at steps ``0, every, 2 * every, ...`` with ``every = ramp_fraction * steps / rounds``, to
     the targets of a cubic :func:`polynomial_sparsity` schedule whose last round reaches
     ``sparsity``; the steps after the last prune fine-tune at the final sparsity. One Adam
     optimizer runs throughout. ``rounds=1`` is one-shot pruning followed by ``steps`` of
-    fine-tuning.
+    fine-tuning. ``model`` is left unchanged.
 
     Returns:
-        One row per round: ``{"step", "sparsity", "loss"}`` (mean training loss until the next).
+        ``(pruned, history)``: the pruned, fine-tuned copy (with masks), and one row per round,
+        ``{"step", "sparsity", "loss"}`` (mean training loss until the next round).
     """
     from ..train import fit
 
@@ -212,18 +227,20 @@ def gradual_magnitude(model: nn.Module, x, y, sparsity: float, steps: int, round
     every = int(steps * ramp_fraction) // rounds
     if rounds > 1 and every < 1:
         raise ValueError(f"rounds={rounds} needs steps >= rounds / ramp_fraction, got steps={steps}")
+    prunable(model, module_types)
+    out = clone(model)
     starts = [every * i for i in range(rounds)] + [steps]
     history, opt = [], None
     for i in range(rounds):
         target = polynomial_sparsity(i + 1, sparsity, 0, rounds)
-        global_magnitude(model, target, module_types)
+        _global(out, target, module_types)
         if opt is None:  # created after the first prune: weight_orig is the parameter from now on
-            opt = torch.optim.Adam(model.parameters(), lr=lr)
+            opt = torch.optim.Adam(out.parameters(), lr=lr)
         n = starts[i + 1] - starts[i]
-        h = fit(model, x, y, steps=n, batch_size=batch_size, optimizer=opt, augment=augment,
+        h = fit(out, x, y, steps=n, batch_size=batch_size, optimizer=opt, augment=augment,
                 seed=seed + i, progress=False, log_every=n)
         history.append({"step": starts[i], "sparsity": target, "loss": h.final_loss})
-    return history
+    return out, history
 
 
 def top_channels(weight: torch.Tensor, keep: int) -> torch.Tensor:
@@ -233,7 +250,9 @@ def top_channels(weight: torch.Tensor, keep: int) -> torch.Tensor:
     """
     if not torch.is_tensor(weight) or weight.dim() < 2:
         raise TypeError(f"weight must be a tensor with >= 2 dimensions, got {weight!r:.60}")
-    if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= weight.shape[0]:
+    if isinstance(keep, bool) or not isinstance(keep, int):
+        raise TypeError(f"keep must be an int in [1, {weight.shape[0]}], got {type(keep).__name__}")
+    if not 1 <= keep <= weight.shape[0]:
         raise ValueError(f"keep must be an int in [1, {weight.shape[0]}], got {keep!r}")
     norms = weight.detach().abs().reshape(weight.shape[0], -1).sum(1)
     return torch.sort(torch.topk(norms, keep).indices).values
@@ -250,32 +269,53 @@ def _sliced_conv(conv: nn.Conv1d, out_idx: torch.Tensor, in_idx: torch.Tensor) -
     return new
 
 
-def channel_prune_conv1d(model: CNN1d, keep_fraction: float) -> CNN1d:
-    """A new, smaller :class:`~greenlab.models.CNN1d` keeping the strongest channels of each conv.
+def _chain(model: nn.Module) -> tuple[list[str], str]:
+    """The layer names of the channel-pruning protocol (``model.channel_chain()``), checked."""
+    chain = getattr(model, "channel_chain", None)
+    if not isinstance(model, nn.Module) or not callable(chain):
+        raise TypeError("model must be a torch module with a channel_chain() method naming its conv "
+                        f"chain and head (e.g. a greenlab.models.CNN1d), got {type(model).__name__}")
+    convs, head = chain()
+    for name in convs:
+        conv = model.get_submodule(name)
+        if not isinstance(conv, nn.Conv1d) or conv.groups != 1:
+            raise TypeError(f"channel_chain() names {name!r}, which must be an nn.Conv1d with "
+                            f"groups=1, got {conv!r}")
+    if not isinstance(model.get_submodule(head), nn.Linear):
+        raise TypeError(f"channel_chain() names the head {head!r}, which must be an nn.Linear")
+    return list(convs), head
 
-    In every conv the ``round(keep_fraction * channels)`` output channels with the largest L1 norm
-    stay (:func:`top_channels`); the next layer loses the matching inputs (for the classifier, the
-    matching columns of the channel-major flattened features). The result is a dense model with
-    fewer channels, so it is faster on any hardware; it needs a short fine-tune to recover
-    accuracy. ``model`` is not changed (pruning masks, if any, are applied first).
+
+def _replace(model: nn.Module, name: str, layer: nn.Module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, layer)
+
+
+def channel_prune_conv1d(model: nn.Module, keep_fraction: float) -> nn.Module:
+    """A new, smaller model keeping the strongest output channels of each conv.
+
+    Works on any model with a ``channel_chain()`` method (e.g. :class:`greenlab.models.CNN1d`,
+    see :meth:`~greenlab.models.CNN1d.channel_chain`): in every conv it names, the
+    ``round(keep_fraction * channels)`` output channels with the largest L1 norm stay
+    (:func:`top_channels`); the next conv loses the matching inputs, and the head the matching
+    columns of the channel-major flattened features. The result is a dense model with fewer
+    channels, so it is faster on any hardware; it needs a short fine-tune to recover accuracy.
+    ``model`` is not changed (pruning masks, if any, are applied in the copy first).
     """
-    if not isinstance(model, CNN1d):
-        raise TypeError(f"model must be a greenlab.models.CNN1d, got {type(model).__name__}")
+    convs, head_name = _chain(model)
     if isinstance(keep_fraction, bool) or not isinstance(keep_fraction, (int, float)):
         raise TypeError(f"keep_fraction must be a number in (0, 1], got {type(keep_fraction).__name__}")
     if not 0 < keep_fraction <= 1:
         raise ValueError(f"keep_fraction must be in (0, 1] (0.5 keeps half), got {keep_fraction}")
-    small = make_permanent(copy.deepcopy(_refresh(model)))
-    channels = small.conv3.out_channels
-    keep = max(1, round(keep_fraction * channels))
-    prev = torch.arange(small.conv1.in_channels, device=small.conv1.weight.device)
-    for name in ("conv1", "conv2", "conv3"):
-        conv = getattr(small, name)
-        idx = top_channels(conv.weight, keep)
-        setattr(small, name, _sliced_conv(conv, idx, prev))
-        prev = idx
-    head_name = "linear" if small.fc is None else "fc"
-    head = getattr(small, head_name)
+    small = make_permanent(model)
+    first = small.get_submodule(convs[0])
+    prev = torch.arange(first.in_channels, device=first.weight.device)
+    for name in convs:
+        conv = small.get_submodule(name)
+        idx = top_channels(conv.weight, max(1, round(keep_fraction * conv.out_channels)))
+        _replace(small, name, _sliced_conv(conv, idx, prev))
+        channels, prev = conv.out_channels, idx
+    head = small.get_submodule(head_name)
     positions = head.in_features // channels
     cols = (prev[:, None] * positions + torch.arange(positions, device=prev.device)).reshape(-1)
     new_head = nn.Linear(len(cols), head.out_features, bias=head.bias is not None)
@@ -283,8 +323,8 @@ def channel_prune_conv1d(model: CNN1d, keep_fraction: float) -> CNN1d:
         new_head.weight.copy_(head.weight[:, cols])
         if head.bias is not None:
             new_head.bias.copy_(head.bias)
-    setattr(small, head_name, new_head)
-    return small.to(next(model.parameters()).device).train(model.training)
+    _replace(small, head_name, new_head)
+    return small.to(first.weight.device).train(model.training)
 
 
 def sparse_size_bytes(model: nn.Module, min_sparsity: float = 0.5) -> int:
@@ -298,7 +338,7 @@ def sparse_size_bytes(model: nn.Module, min_sparsity: float = 0.5) -> int:
     _check_model(model)
     min_sparsity = _check_sparsity(min_sparsity, "min_sparsity")
     state = {}
-    for name, t in _unmasked_state(model).items():
+    for name, t in unmasked_state(model).items():
         t = t.detach().cpu()
         if t.is_floating_point() and t.dim() >= 2 and t.numel() and (
                 float((t == 0).float().mean()) >= min_sparsity):

@@ -6,15 +6,15 @@
   :func:`static_int8_fx`, :func:`prepare_qat_fx` / :func:`convert_fx`, :func:`weight_bytes`;
   its successor torchao: :func:`torchao_int8`.
 * ONNX Runtime and TFLite (int8 in other runtimes) live in :mod:`greenlab.runtimes`.
-* :func:`summarize`: accuracy, F1, latency and size of any of these, as a ledger row.
+* ``greenlab.summarize`` / ``greenlab.compare`` measure any of these side by side.
 
-``OrtClassifier`` and ``TFLiteClassifier`` have a ``predict`` method, so ``greenlab.evaluate`` scores
-them like any model. Nothing here writes into the repository: pass paths in a temporary directory.
+Every converter returns a quantized copy and leaves the model it is given as it was; each sets
+``torch.backends.quantized.engine`` to ``"x86"`` for its own work and restores the previous engine
+before it returns.
 """
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,11 +26,12 @@ from torch import nn
 from .._internal.quiet import loggers
 from .._internal.validate import float_tensor, positive
 from .._internal.validate import module as _check_module
+from ..models import clone
 
 __all__ = [
     "affine_params", "quantize", "dequantize", "fake_quantize", "int_range",
     "weight_bytes", "qconfig_mapping", "dynamic_int8", "static_int8_fx", "prepare_qat_fx",
-    "convert_fx", "import_torchao", "torchao_int8", "summarize",
+    "convert_fx", "import_torchao", "torchao_int8",
 ]
 
 _EPS = torch.finfo(torch.float32).eps  # torch's observers never return a scale below this
@@ -41,7 +42,9 @@ _EPS = torch.finfo(torch.float32).eps  # torch's observers never return a scale 
 
 def int_range(bits: int = 8, signed: bool = True) -> tuple[int, int]:
     """``(qmin, qmax)`` of a ``bits``-bit integer: ``(-128, 127)`` signed, ``(0, 255)`` unsigned."""
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 16:
+    if isinstance(bits, bool) or not isinstance(bits, int):
+        raise TypeError(f"bits must be an int in [2, 16], got {type(bits).__name__}")
+    if not 2 <= bits <= 16:
         raise ValueError(f"bits must be an int in [2, 16], got {bits!r}")
     return (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
 
@@ -204,7 +207,7 @@ def torchao_int8(model: nn.Module, weight_only: bool = False) -> nn.Module:
         quantize_,
     )
 
-    m = copy.deepcopy(_check_module(model)).cpu().eval()
+    m = clone(_check_module(model)).cpu().eval()
     quantize_(m, Int8WeightOnlyConfig() if weight_only else Int8DynamicActivationInt8WeightConfig())
     return m
 
@@ -220,7 +223,9 @@ def qconfig_mapping(per_channel: bool = True, weight_bits: int = 8, qat: bool = 
     """
     from torch.ao import quantization as tq
 
-    if isinstance(weight_bits, bool) or not isinstance(weight_bits, int) or not 2 <= weight_bits <= 8:
+    if isinstance(weight_bits, bool) or not isinstance(weight_bits, int):
+        raise TypeError(f"weight_bits must be an int in [2, 8], got {type(weight_bits).__name__}")
+    if not 2 <= weight_bits <= 8:
         raise ValueError(f"weight_bits must be an int in [2, 8], got {weight_bits!r}")
     base = tq.get_default_qat_qconfig("x86") if qat else tq.get_default_qconfig("x86")
     qmin, qmax = int_range(weight_bits)
@@ -231,6 +236,20 @@ def qconfig_mapping(per_channel: bool = True, weight_bits: int = 8, qat: bool = 
     weight = (tq.FakeQuantize.with_args(observer=observer, **kwargs) if qat
               else observer.with_args(**kwargs))
     return tq.QConfigMapping().set_global(tq.QConfig(activation=base.activation, weight=weight))
+
+
+@contextmanager
+def _x86_engine() -> Iterator[None]:
+    """``torch.backends.quantized.engine = "x86"`` for one conversion, the caller's engine after.
+
+    The x86 engine packs int8 weights for fbgemm-style kernels; run the result under the x86 (or
+    fbgemm) engine, the default on x86 CPUs."""
+    before = torch.backends.quantized.engine
+    torch.backends.quantized.engine = "x86"
+    try:
+        yield
+    finally:
+        torch.backends.quantized.engine = before
 
 
 @contextmanager
@@ -258,7 +277,7 @@ def _fusable(model: nn.Module) -> nn.Module:
     """A traced copy where ``torch.relu(x)`` calls read ``F.relu(x)``: the backend's fusion patterns
     name ``F.relu`` and ``nn.ReLU`` only, so a ``torch.relu`` after a conv would stay a float op
     wrapped in dequantize / quantize instead of fusing into one int8 conv+relu kernel."""
-    gm = torch.fx.symbolic_trace(copy.deepcopy(model))
+    gm = torch.fx.symbolic_trace(clone(model))
     for node in gm.graph.nodes:
         if node.op == "call_function" and node.target in (torch.relu, torch.relu_):
             node.target = nn.functional.relu
@@ -272,9 +291,8 @@ def dynamic_int8(model: nn.Module) -> nn.Module:
     Returns a quantized copy; ``model`` is left as it was."""
     from torch.ao.quantization import quantize_dynamic
 
-    m = copy.deepcopy(_check_module(model)).cpu().eval()
-    torch.backends.quantized.engine = "x86"
-    with _quiet_ao():
+    m = clone(_check_module(model)).cpu().eval()
+    with _x86_engine(), _quiet_ao():
         return quantize_dynamic(m, {nn.Linear}, dtype=torch.qint8)
 
 
@@ -294,8 +312,7 @@ def static_int8_fx(model: nn.Module, calib_x, per_channel: bool = True, weight_b
 
     m = _fusable(_check_module(model)).cpu().eval()
     batches = list(_batches(calib_x, batch_size))
-    torch.backends.quantized.engine = "x86"
-    with _quiet_ao():
+    with _x86_engine(), _quiet_ao():
         prepared = quantize_fx.prepare_fx(m, qconfig_mapping(per_channel, weight_bits),
                                           example_inputs=(batches[0][:1],))
         with torch.no_grad():
@@ -314,8 +331,7 @@ def prepare_qat_fx(model: nn.Module, example, per_channel: bool = True,
 
     m = _fusable(_check_module(model)).cpu().train()
     ex = float_tensor(example, "example")
-    torch.backends.quantized.engine = "x86"
-    with _quiet_ao():
+    with _x86_engine(), _quiet_ao():
         return quantize_fx.prepare_qat_fx(m, qconfig_mapping(per_channel, weight_bits, qat=True),
                                           example_inputs=(ex[:1],))
 
@@ -324,42 +340,6 @@ def convert_fx(prepared: nn.Module) -> nn.Module:
     """Convert a QAT-prepared (or calibrated) model to int8 kernels (a copy, in eval mode)."""
     from torch.ao.quantization import quantize_fx
 
-    m = copy.deepcopy(_check_module(prepared)).cpu().eval()
-    with _quiet_ao():
+    m = clone(_check_module(prepared)).cpu().eval()
+    with _x86_engine(), _quiet_ao():
         return quantize_fx.convert_fx(m)
-
-
-# ----------------------------------------------------------------------------- one row per variant
-
-
-def summarize(model, x_test, y_test, params: int | None = None, batch_size: int = 256,
-              repeats: int = 20) -> dict:
-    """Accuracy, F1, latency (median ms per batch of ``batch_size``) and serialized size of a float or
-    quantized torch module, an :class:`OrtClassifier` or a :class:`TFLiteClassifier`.
-
-    Keys are ledger columns, so ``greenlab.log(..., **summarize(...))`` stores the row as it is.
-    Unlike ``greenlab.summarize`` it handles int8 modules and other runtimes; ``params`` (the
-    float model's count: quantizing does not change it) is passed through when given.
-    """
-    from ..profile import latency, size_bytes
-    from ..runtimes import OrtClassifier, TFLiteClassifier
-    from ..train import evaluate
-
-    if not isinstance(model, (nn.Module, OrtClassifier, TFLiteClassifier)):
-        raise TypeError("model must be a torch module, an OrtClassifier or a TFLiteClassifier, got "
-                        f"{type(model).__name__}")
-    if params is not None and (isinstance(params, bool) or not isinstance(params, int) or params < 0):
-        raise ValueError(f"params must be a non-negative int or None, got {params!r}")
-    row = evaluate(model, x_test, y_test)
-    batch = np.ascontiguousarray(np.asarray(x_test[:batch_size], dtype=np.float32))
-    if isinstance(model, nn.Module):
-        xb = torch.as_tensor(batch)
-        lat = latency(lambda: model(xb), repeats=repeats)
-        size = size_bytes(model)
-    else:
-        lat = latency(lambda: model.logits(batch), repeats=repeats)
-        size = model.size_bytes
-    row.update(latency_ms=lat.median_ms, size_bytes=size)
-    if params is not None:
-        row["params"] = params
-    return row
