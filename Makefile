@@ -139,6 +139,9 @@ grade: $(STAMP)
 	@test -n "$(NB)" || { echo "usage: make grade NB=exercises/02_pruning.ipynb [TIMEOUT=300]"; exit 2; }
 	$(BIN)/python -m greenlab.course.grade "$(NB)" $(if $(TIMEOUT),--timeout $(TIMEOUT))
 
+# Times the reference workload R first (fresh process), then every notebook in a fresh kernel: seconds,
+# multiples of R and peak RSS against the budgets -> bench/course.md; greenlab's meter beside
+# codecarbon in a process without torch -> bench/meters.md. Run it on an idle machine (minutes).
 bench: $(STAMP)
 	$(BIN)/python tools/bench.py $(NOTEBOOKS)
 
