@@ -23,13 +23,21 @@ FILES = {
     "test_browser.py": ("browser", "slow"),  # JupyterLab in headless Chromium
     "test_grade.py": ("otter", "slow"),      # otter assign / otter run in fresh kernels
     "test_repeatable.py": ("slow",),         # two fresh processes run a lesson's core: 24 s setup
+    "test_tf.py": ("tf", "slow"),            # TensorFlow in a fresh process, 14 s
 }
 # Single slow tests (name prefix), measured with --durations on a 2-core machine.
+# Single slow tests (name prefix), from --durations on a 2-core machine (busy: ~2x idle).
 SLOW = {
-    "test_quantize.py": ("test_torchao_int8", "test_import_torchao_is_quiet"),  # torchao import, 7 s
-    "test_data.py": ("test_damaged_cache_is_rebuilt",),                          # MNIST-1D rebuilt, 6 s
-    "test_ledger.py": ("test_kernels_creating_the_ledger_at_once_all_land",),    # 6 processes, 5.5 s
-    "test_binder.py": ("test_pip_resolves_it_to_this_environment_offline",),     # pip resolves ~200
+    "test_quantize.py": ("test_torchao_int8", "test_import_torchao_is_quiet",  # torchao import, 7 s
+                         "test_export_onnx_and_ort_runtimes", "test_onnx_helpers_validate"),  # 6 s
+    "test_data.py": ("test_damaged_cache_is_rebuilt",                         # MNIST-1D rebuilt, 6 s
+                     "test_mnist1d_default_split_is_deterministic", "test_mnist1d_extra_is_fresh"),
+    "test_ledger.py": ("test_kernels_creating_the_ledger_at_once_all_land",),  # 6 processes, 5.5 s
+    "test_binder.py": ("test_pip_resolves_it_to_this_environment_offline",),   # pip resolves ~200
+    "test_env.py": ("test_a_missing_numpy_is_the_only_problem_named",),       # fresh process, 29 s
+    "test_train.py": ("test_fit_learns_and_is_reproducible", "test_evaluate_sklearn"),  # 43 s, 6 s
+    "test_distill.py": ("test_distill_loss_fn_trains_with_fit_on_unlabelled_data",),    # 18 s
+    "test_results.py": ("test_compare_summarizes_models", "test_summarize_an_onnx_session"),  # 6 s
 }
 
 
