@@ -8,8 +8,12 @@ The notebooks use this surface::
     model = gl.models.cnn1d()
     with gl.measure("train") as m:
         gl.fit(model, data.x_train, data.y_train)
+    row = gl.summarize(model, data.x_test, data.y_test)   # scores, costs, inference energy
+    gl.log(lesson="01", technique="baseline", model="cnn", **row)               # inference row
     gl.log(lesson="01", technique="baseline", model="cnn", measurement=m, energy_phase="train",
-           **gl.summarize(model, data.x_test, data.y_test))
+           **row.as_dict(energy=False))                                        # training row
+    small = gl.techniques.prune.channel_prune_conv1d(model, 0.5)  # a new model; model unchanged
+    gl.compare({"baseline": model, "half the channels": small}, data.x_test, data.y_test)
 
 Layout: core modules (``env data models train profile ledger plots tf``), ``meters``,
 ``techniques`` (one module per technique two or more lessons use), ``runtimes`` (ONNX Runtime,
@@ -36,13 +40,13 @@ _SUBMODULES = {
 _FUNCTIONS = {
     "setup": "env", "device": "env", "measure": "meters", "Meter": "meters",
     "Measurement": "meters", "fit": "train", "evaluate": "train", "summarize": "results",
-    "log": "ledger",
+    "compare": "results", "log": "ledger",
 }
 
 __all__ = [  # = _FUNCTIONS and _SUBMODULES (tests/test_package.py keeps them equal)
     "setup", "device", "measure", "Meter", "Measurement", "fit", "evaluate", "summarize",
-    "log", "env", "data", "models", "train", "profile", "results", "ledger", "plots", "tf", "meters",
-    "runtimes", "techniques", "course", "checks", "grade",
+    "compare", "log", "env", "data", "models", "train", "profile", "results", "ledger", "plots",
+    "tf", "meters", "runtimes", "techniques", "course", "checks", "grade",
 ]
 
 if TYPE_CHECKING:  # what __getattr__ returns, spelled out for static tools
@@ -65,7 +69,7 @@ if TYPE_CHECKING:  # what __getattr__ returns, spelled out for static tools
     from .env import device, setup
     from .ledger import log
     from .meters import Measurement, Meter, measure
-    from .results import summarize
+    from .results import compare, summarize
     from .train import evaluate, fit
 
 

@@ -29,3 +29,16 @@ def test_unknown_attribute():
 
 def test_all_lists_exactly_the_lazy_names():
     assert set(greenlab.__all__) == set(greenlab._FUNCTIONS) | set(greenlab._SUBMODULES)
+
+
+def test_type_checking_block_names_every_public_name():
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(greenlab))
+    block = next(node for node in tree.body if isinstance(node, ast.If)
+                 and getattr(node.test, "id", "") == "TYPE_CHECKING")
+    imported = {alias.asname or alias.name for node in ast.walk(block)
+                if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert imported == set(greenlab.__all__)
+    assert greenlab.compare.__module__ == "greenlab.results"
