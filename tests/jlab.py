@@ -76,13 +76,6 @@ def slider_cell_index(path: Path) -> int | None:
                  and SLIDER_SOURCE.search("".join(c["source"]))), None)
 
 
-def image_cells(path: Path) -> list[int]:
-    """Indices of the cells whose committed outputs contain a PNG image (a plot)."""
-    nb = json.loads(path.read_text())
-    return [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"
-            and any("image/png" in o.get("data", {}) for o in c.get("outputs", []))]
-
-
 class JupyterLab:
     """A JupyterLab server for one test: ``with JupyterLab(root) as lab: lab.url("x.ipynb")``."""
 
@@ -149,14 +142,6 @@ class JupyterLab:
 
     def url(self, notebook: str) -> str:
         return f"http://127.0.0.1:{self.port}/lab/tree/{notebook}?token={self.token}&reset"
-
-    def shutdown_kernels(self) -> None:
-        """Shut every kernel down (a closed tab leaves its kernel running and holding memory)."""
-        with urllib.request.urlopen(self.api("kernels"), timeout=10) as r:
-            kernels = json.load(r)
-        for k in kernels:
-            req = urllib.request.Request(self.api(f"kernels/{k['id']}"), method="DELETE")
-            urllib.request.urlopen(req, timeout=30).close()
 
     def log(self, tail: int = 4000) -> str:
         try:
@@ -246,7 +231,7 @@ class NotebookPage:
         self.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{menu}$")).click()
         self.page.locator(f'.lm-Menu-item[data-command="{command}"]').click()
 
-    def clear_all(self, timeout_s: float = 30) -> None:
+    def clear_all(self, timeout_s: float = 120) -> None:
         """Edit > Clear Outputs of All Cells: what the browser shows next comes from this run."""
         self._menu("Edit", "editmenu:clear-all")
         deadline = time.monotonic() + timeout_s
@@ -257,36 +242,21 @@ class NotebookPage:
             time.sleep(0.3)
         raise TimeoutError("Clear Outputs of All Cells left outputs behind")
 
-    def start_all(self) -> None:
+    def start_all(self, timeout_s: float = 120) -> None:
         """Clear all outputs, then Run > Run All Cells (returns at once; see :meth:`wait`)."""
-        self.clear_all()
+        self.clear_all(timeout_s)
         self._menu("Run", "runmenu:run-all")
-        self._through = None
-
-    def start_through(self, index: int) -> None:
-        """Clear all outputs, select cell ``index``, Run > Run All Above Selected Cell, run it."""
-        self.clear_all()
-        cell = self.page.locator(".jp-Notebook .jp-Cell").nth(index)
-        cell.scroll_into_view_if_needed()
-        cell.locator(".jp-InputPrompt").first.click()
-        active = self.page.evaluate("() => window.jupyterapp.shell.currentWidget.content.activeCellIndex")
-        if active != index:
-            raise RuntimeError(f"clicked cell {index} but cell {active} is selected")
-        self._menu("Run", "notebook:run-all-above")
-        self._menu("Run", "notebook:run-cell")
-        self._through = index
 
     def poll(self) -> tuple[bool, dict]:
-        """(finished, state): finished once every wanted cell ran and the kernel is idle, or a
-        cell shows an error (Run All stops there)."""
+        """(finished, state): finished once every cell ran and the kernel is idle, or a cell
+        shows an error (Run All stops there)."""
         state = self.state()
         if state["kernel"] in ("dead", "unknown"):
             raise RuntimeError(f"{self.notebook}: the kernel died ({state['kernel']}):\n"
                                f"{self.lab.log()}")
         if self.errors(state):
             return True, state
-        wanted = [c for c in state["cells"] if self._through is None or c["index"] <= self._through]
-        ran = all(c["count"] is not None and c["state"] != "running" for c in wanted)
+        ran = all(c["count"] is not None and c["state"] != "running" for c in state["cells"])
         return ran and state["kernel"] == "idle", state
 
     def wait(self, timeout_s: float = 180) -> dict:
@@ -298,14 +268,6 @@ class NotebookPage:
                 return state
         raise TimeoutError(f"{self.notebook}: cells still running after {timeout_s} s: "
                            f"{[c['index'] for c in self.state()['cells'] if c['count'] is None]}")
-
-    def run_all(self, timeout_s: float = 180) -> dict:
-        self.start_all()
-        return self.wait(timeout_s)
-
-    def run_through(self, index: int, timeout_s: float = 180) -> dict:
-        self.start_through(index)
-        return self.wait(timeout_s)
 
     def slider_cell(self):
         """The first rendered code cell that shows an ipywidgets slider."""

@@ -1,25 +1,33 @@
-"""The course as a learner meets it: JupyterLab from .venv in headless Chromium.
+"""JupyterLab as a learner meets it, in headless Chromium: the interface works.
 
-Lesson 01 runs from the *Run* menu with no error and with its plots drawn; in the first lesson with
-an ipywidgets slider, the cells up to the slider run, and dragging the slider redraws its output.
-Budget: about 3 minutes on an idle 2-core machine (each notebook may take GREENLAB_BROWSER_TIMEOUT_S).
-Screenshots go to ``tests/artifacts/`` (not committed). Needs Debian's ``/usr/bin/chromium``
-(``make browser-deps``) and Playwright's Python package; without them the tests skip and say why.
+On a small fixture notebook (``tests/fixtures/browser_smoke.ipynb``: no torch, no data, no
+training): JupyterLab starts, a kernel starts, *Run All* runs every cell with no error output, a
+matplotlib plot is drawn inline, and dragging an ipywidgets slider redraws its plot. The lessons
+themselves are proven by nbval (``make nbval``), not here: running them in a browser under a
+wall-clock budget made this test fail on a busy machine.
+
+Every wait is a budget only a hang exhausts: ``GREENLAB_BROWSER_TIMEOUT_S`` (default 300 s) per
+step, many times what each step takes on a 4x slower machine (the test prints each step's
+seconds). Screenshots go to ``build/browser/`` (``slider-after.png`` is the last plot drawn). Needs
+Debian's ``/usr/bin/chromium`` (``make browser-deps``) and Playwright's Python package; without
+them the tests skip and say why.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jlab
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "tests" / "artifacts"
-LESSON = Path(os.environ.get("GREENLAB_BROWSER_LESSON", ROOT / "notebooks" / "01_baselines.ipynb"))
+ARTIFACTS = ROOT / "build" / "browser"
+NOTEBOOK = ROOT / "tests" / "fixtures" / "browser_smoke.ipynb"
 TIMEOUT_S = float(os.environ.get("GREENLAB_BROWSER_TIMEOUT_S", "300"))
 
 _reason = jlab.why_unavailable()
@@ -28,37 +36,27 @@ if _reason:
 pytestmark = pytest.mark.skipif(_reason is not None, reason=str(_reason))
 
 
-def slider_lesson() -> Path | None:
-    """The first lesson (in course order) with an ipywidgets slider."""
-    override = os.environ.get("GREENLAB_BROWSER_SLIDER")
-    if override:
-        return Path(override)
-    return next((p for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-                 if jlab.slider_cell_index(p) is not None), None)
+def plot_cells(path: Path) -> list[int]:
+    """Code cells that draw a plot when they run (``plt.show()``), the slider's own excepted."""
+    cells = json.loads(path.read_text())["cells"]
+    return [i for i, c in enumerate(cells) if c["cell_type"] == "code"
+            and "plt.show()" in "".join(c["source"]) and i != jlab.slider_cell_index(path)]
 
 
-def skip_absent(path: Path | None, what: str) -> Path:
-    if path is None or not path.exists():
-        reason = f"{what} not found ({path}): nothing to open yet"
-        print(f"browser test skipped: {reason}")
-        pytest.skip(reason)
-    return path
+@dataclass
+class Session:
+    """The fixture notebook after Run All in one JupyterLab tab, or what went wrong."""
 
-
-class Run:
-    """One notebook running in its own tab: its page, final state, seconds, or what went wrong."""
-
-    def __init__(self, nb: jlab.NotebookPage, path: Path):
-        self.nb, self.path, self.name = nb, path, path.stem
-        self.state: dict | None = None
-        self.seconds = float("nan")
-        self.problem: str | None = None
+    nb: jlab.NotebookPage
+    state: dict | None = None
+    problem: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def fail(self, message: str):
-        self.nb.page.screenshot(path=str(ARTIFACTS / f"{self.name}-FAILED.png"))
-        pytest.fail(f"{self.name}: {message}\n--- JupyterLab log (tail) ---\n{self.nb.lab.log(2000)}")
+        self.nb.page.screenshot(path=str(ARTIFACTS / "FAILED.png"))
+        pytest.fail(f"{message}\n--- JupyterLab log (tail) ---\n{self.nb.lab.log(2000)}")
 
-    def check_ran(self) -> dict:
+    def ran(self) -> dict:
         if self.problem:
             self.fail(self.problem)
         errors = self.nb.errors(self.state)
@@ -68,109 +66,93 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Start JupyterLab and Chromium; run lesson 01, then the slider lesson up to its slider.
-
-    One after the other, like a learner, and each notebook's kernel alone on the cores: two kernels
-    at 2 threads each on 2 cores would oversubscribe them. Lesson 01's kernel is shut down when it
-    is done (its outputs stay on the page).
-    """
-    lesson, slider = LESSON if LESSON.exists() else None, slider_lesson()
-    if lesson is None and slider is None:
-        yield {}
-        return
+def session(tmp_path_factory):
+    """JupyterLab and Chromium started, the fixture notebook open and run once (Run All)."""
+    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    root = tmp_path_factory.mktemp("course")  # a copy: running cells must not touch committed files
-    shutil.copytree(ROOT / "notebooks", root / "notebooks")
-    for extra in (lesson, slider):
-        if extra is not None and not (root / "notebooks" / extra.name).exists():
-            shutil.copy(extra, root / "notebooks")
+    root = tmp_path_factory.mktemp("lab")  # a copy: running cells must not touch committed files
+    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
     env = {"GREENLAB_LEDGER": str(root / "ledger.sqlite")}
     t0 = time.perf_counter()
-    with jlab.JupyterLab(root, env=env) as lab, sync_playwright() as p:
+    with jlab.JupyterLab(root, env=env, startup_timeout_s=TIMEOUT_S) as lab, \
+            sync_playwright() as p:
+        seconds = {"JupyterLab start": time.perf_counter() - t0}
         context = jlab.launch_chromium(p, tmp_path_factory.mktemp("chromium-profile"))
-        context.set_default_timeout(60_000)
-        out: dict[str, Run] = {}
-        for key, path in (("lesson", lesson), ("slider", slider)):
-            if path is None:
-                continue
-            if key == "slider" and path == lesson:
-                out["slider"] = out["lesson"]
-                continue
-            t_start = time.perf_counter()
-            nb = jlab.NotebookPage(context.new_page(), lab, f"notebooks/{path.name}")
-            run = out[key] = Run(nb, path)
-            try:
-                nb.open()
-                if key == "lesson":
-                    nb.start_all()
-                else:  # only what the slider needs: the cells above it, then its own
-                    nb.start_through(jlab.slider_cell_index(path))
-                run.state = nb.wait(TIMEOUT_S)
-            except (RuntimeError, TimeoutError) as exc:
-                run.problem = str(exc)
-            run.seconds = time.perf_counter() - t_start
-            if key == "lesson" and run.problem is None:
-                nb.page.screenshot(path=str(ARTIFACTS / f"{run.name}-after-run-all.png"))
-                lab.shutdown_kernels()
-        yield out
+        context.set_default_timeout(TIMEOUT_S * 1000)  # clicks, locators: only a hang takes this
+        run = Session(jlab.NotebookPage(context.new_page(), lab, NOTEBOOK.name), seconds=seconds)
+        step = "opening the notebook (page and kernel)"
+        try:
+            t = time.perf_counter()
+            run.nb.open(timeout_s=TIMEOUT_S)
+            seconds["page + kernel ready"] = time.perf_counter() - t
+            step, t = "Run All", time.perf_counter()
+            run.nb.start_all()
+            run.state = run.nb.wait(TIMEOUT_S)
+            seconds["Run All"] = time.perf_counter() - t
+        except (RuntimeError, TimeoutError, PlaywrightError) as exc:
+            run.problem = f"{step}: {type(exc).__name__}: {exc}"
+        yield run
         context.close()
-    print(f"\nbrowser tests: {time.perf_counter() - t0:.0f} s from JupyterLab's start to its stop")
+    print("\nbrowser test: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
+          + f"; {time.perf_counter() - t0:.0f} s from JupyterLab's start to its stop "
+          f"(budget {TIMEOUT_S:g} s per step)")
 
 
-def test_lesson_01_runs_in_jupyterlab(runs):
-    skip_absent(LESSON, "lesson 01")
-    run = runs["lesson"]
-    state = run.check_ran()
+def test_cells_run_and_a_plot_renders(session):
+    state = session.ran()
     not_run = [c["index"] for c in state["cells"] if c["count"] is None]
     if not_run:
-        run.fail(f"cells {not_run} did not run")
-    # The plots the committed notebook shows are drawn in the browser too (inline backend).
-    drawn = [c["index"] for c in state["cells"]
-             if any("image/png" in o["mimes"] for o in c["outputs"])]
-    missing = sorted(set(jlab.image_cells(run.path)) - set(drawn))
+        session.fail(f"cells {not_run} did not run")
+    by_index = {c["index"]: c for c in state["cells"]}
+    backend = " ".join(o["text"] or "" for o in by_index[1]["outputs"])
+    if "inline" not in backend:
+        session.fail(f"the kernel's matplotlib backend is not the inline one: {backend!r} "
+                     "(is MPLBACKEND leaking into JupyterLab?)")
+    expected = plot_cells(NOTEBOOK)
+    assert expected, "the fixture notebook has no plot cell"
+    missing = [i for i in expected
+               if not any("image/png" in o["mimes"] for o in by_index[i]["outputs"])]
     if missing:
-        run.fail(f"cells {missing} drew a plot in the committed notebook but not in JupyterLab "
-                 "(is MPLBACKEND set to a non-inline backend?)")
-    if drawn:
-        page = run.nb.page
-        plots = page.locator(".jp-CodeCell", has=page.locator(".jp-OutputArea-output img"))
-        for which, plot in (("first", plots.first), ("last", plots.last)):
-            plot.scroll_into_view_if_needed()
-            plot.screenshot(path=str(ARTIFACTS / f"{run.name}-{which}-plot.png"))
-    print(f"{run.name}: {len(state['cells'])} code cells ran in JupyterLab in {run.seconds:.0f} s, "
-          f"{len(drawn)} with plots, no errors")
+        session.fail(f"cells {missing} call plt.show() but show no image in JupyterLab")
+    page = session.nb.page
+    plot = page.locator(".jp-Notebook .jp-Cell").nth(expected[0])
+    plot.locator(".jp-OutputArea-output img").first.wait_for(state="visible")
+    plot.scroll_into_view_if_needed()
+    plot.screenshot(path=str(ARTIFACTS / "plot.png"))
+    print(f"{len(state['cells'])} code cells ran in JupyterLab, {len(expected)} drew a plot, "
+          "no errors")
 
 
-def test_slider_redraws_its_output(runs):
-    skip_absent(slider_lesson(), "a lesson with an ipywidgets slider")
-    run = runs["slider"]
-    run.check_ran()
-    nb = run.nb
+def test_slider_redraws_its_plot(session):
+    session.ran()
+    nb = session.nb
     cell = nb.slider_cell()
     try:
-        cell.wait_for(state="attached", timeout=30_000)
-    except Exception:
-        run.fail("no rendered ipywidgets slider after running the cells up to it "
-                 "(is the jupyterlab_widgets extension installed?)")
+        cell.wait_for(state="attached")
+        cell.locator("img").first.wait_for(state="visible")  # the first drawing, before any drag
+    except Exception as exc:
+        session.fail(f"no ipywidgets slider with its plot after Run All ({type(exc).__name__}; "
+                     "is the jupyterlab_widgets extension installed?)")
     cell.scroll_into_view_if_needed()
     before = nb.output_signature()
-    cell.screenshot(path=str(ARTIFACTS / f"{run.name}-slider-before.png"))
+    cell.screenshot(path=str(ARTIFACTS / "slider-before.png"))
     t0 = time.perf_counter()
     readout_before, readout_after = nb.move_slider(cell, fraction=0.4)
     if readout_before == readout_after:
-        run.fail(f"dragging the slider did not change its value ({readout_before!r})")
+        session.fail(f"dragging the slider did not change its value ({readout_before!r})")
     try:
-        after = nb.wait_for_change(before)
+        after = nb.wait_for_change(before, timeout_s=TIMEOUT_S)
     except TimeoutError as exc:
-        run.fail(f"{exc} (slider {readout_before!r} -> {readout_after!r})")
-    cell.screenshot(path=str(ARTIFACTS / f"{run.name}-slider-after.png"))
-    assert after != before
+        session.fail(f"{exc} (slider {readout_before!r} -> {readout_after!r})")
     problems = nb.widget_errors(cell) + nb.errors()
     if problems:
-        run.fail(f"the slider's callback raised: {problems}")
-    print(f"{run.name}: the cells up to the slider ran in {run.seconds:.0f} s; "
-          f"slider {readout_before} -> {readout_after} redrew its output in "
+        session.fail(f"the slider's callback raised: {problems}")
+    assert after != before
+    if cell.locator("img").count() != 1:
+        session.fail(f"after the drag the slider's cell shows {cell.locator('img').count()} "
+                     "plots, not 1")
+    cell.screenshot(path=str(ARTIFACTS / "slider-after.png"))  # the last plot drawn
+    print(f"slider {readout_before} -> {readout_after} redrew its plot in "
           f"{time.perf_counter() - t0:.1f} s")
