@@ -55,12 +55,17 @@ def _si(value: float, unit: str, base: float = 1000.0) -> str:
     return ""  # unreachable
 
 
+def _num(value: float, unit: str) -> str:
+    """3 significant digits, in the column's fixed unit (never 1e+03): 0.0292, 12.3, 4,560."""
+    return f"{value:,.0f} {unit}" if abs(value) >= 100 else f"{value:.3g} {unit}"
+
+
 _FORMAT = {
     "accuracy": "{:.3f}".format, "f1": "{:.3f}".format,
     "params": "{:,.0f}".format, "nonzero": "{:,.0f}".format,
     "flops": lambda v: _si(v, ""), "size_bytes": lambda v: _si(v, "B"),
-    "latency_1_ms": "{:.3g} ms".format, "latency_ms": "{:.3g} ms".format,
-    "infer_uj_per_sample": "{:.3g} µJ".format, "train_energy_j": "{:.3g} J".format,
+    "latency_1_ms": lambda v: _num(v, "ms"), "latency_ms": lambda v: _num(v, "ms"),
+    "infer_uj_per_sample": lambda v: _num(v, "µJ"), "train_energy_j": lambda v: _num(v, "J"),
 }
 
 

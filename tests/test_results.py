@@ -321,3 +321,11 @@ def test_compare_validates(call, error, text):
 def test_compare_is_exported():
     assert gl.compare is gl.results.compare and "compare" in gl.__all__
     assert np.isnan(gl.compare({"a": _row(latency_1_ms=None)}).table.loc["a", "latency_1_ms"])
+
+
+def test_compare_keeps_each_column_in_its_unit():
+    cmp = gl.compare({"a": _row(energy_j=36.3, latency_ms=1234.5), "b": _row(energy_j=0.0005)},
+                     train_measurements={"a": _train(0.000292)})
+    text = str(cmp)
+    assert "3,630 µJ" in text and "0.05 µJ" in text  # µJ per sample in every lesson, no 3.63e+03
+    assert "1,234 ms" in text and "0.000292 J" in text and "4 kB" in text
