@@ -72,8 +72,13 @@ def graded(built):
     nb = json.loads(built.first)
     nb["cells"].insert(4, _code_cell("while True:\n    pass"))
     loops.write_text(json.dumps(nb), encoding="utf-8")
-    before = {p: _digest(p) for p in (stub, raises, loops)}
-    jobs = {"stub": (stub, 240), "raises": (raises, 240), "loops": (loops, 8)}
+    prints = tmp / "prints" / MASTER.name
+    prints.parent.mkdir()
+    nb = json.loads(built.first)
+    nb["cells"].insert(4, _code_cell("print('x' * 50_000_000)"))
+    prints.write_text(json.dumps(nb), encoding="utf-8")
+    before = {p: _digest(p) for p in (stub, raises, loops, prints)}
+    jobs = {"stub": (stub, 240), "raises": (raises, 240), "loops": (loops, 8), "prints": (prints, 240)}
     with ThreadPoolExecutor(len(jobs)) as pool:
         futures = {k: pool.submit(grade.grade, p, autograder_zip=built.zip, timeout_s=t)
                    for k, (p, t) in jobs.items()}
@@ -101,10 +106,15 @@ def test_generation_is_deterministic_and_strips_solutions_and_hidden_tests(built
     assert built.tool.problems(built.exercise, MASTER) == []
 
 
-def test_points_come_from_the_zip_or_its_points_file(built, tmp_path):
-    bare = tmp_path / "bare.zip"  # a zip from elsewhere, without the points file beside it
+def test_points_come_from_the_zip_or_its_verified_record(built, tmp_path):
+    bare = tmp_path / "bare.zip"  # a zip from elsewhere, without the record beside it
     bare.write_bytes(built.zip.read_bytes())
     assert autograder.questions(bare) == autograder.questions(built.zip) == {"q1": 2.0, "q2": 1.0}
+    record = json.loads(built.zip.with_suffix(".json").read_text())
+    assert record["sha256"] == _digest(built.zip) and record["points"] == {"q1": 2.0, "q2": 1.0}
+    forged = dict(record, sha256="0" * 64, points={"q1": 75.0, "q2": 75.0})
+    bare.with_suffix(".json").write_text(json.dumps(forged))  # a record that is not this zip's
+    assert autograder.questions(bare) == {"q1": 2.0, "q2": 1.0}
 
 
 def test_check_mode_reports_drift_and_leaked_solutions(built, tmp_path, capsys):
@@ -144,7 +154,9 @@ def test_generated_stub_scores_zero_with_the_checks_messages(graded):
     q1, q2 = report.tasks
     assert (q1.task, q1.max, q1.passed) == ("q1", 2.0, False)
     assert q1.message == "CheckFailed: double(2) is None: did you return it?"
-    assert "zero_fraction([[0, 0], [0, 3]]) is None" in q2.message  # the hidden test counts too
+    assert "zero_fraction([0, 1, 0, 2]) is None" in q2.message  # the public test's message
+    assert "a hidden test failed (CheckFailed)" in q2.message  # the hidden test counts too,
+    assert "[[0, 0], [0, 3]]" not in q2.message  # but its inputs are not quoted
     saved = json.loads(graded.paths["stub"].with_name("99_grading.grade.json").read_text())
     assert saved["score"] == 0 and [t["task"] for t in saved["tasks"]] == ["q1", "q2"]
     assert "q1" in report.table() and "did you return it?" in report.table()
@@ -154,6 +166,12 @@ def test_endless_loop_is_stopped_with_the_reason(graded):
     report = graded.reports["loops"]
     assert report.status == "timeout" and report.score == 0 and report.max_score == 3
     assert all("not finished after 8 s" in t.message for t in report.tasks)
+
+
+def test_50_mb_of_output_still_gets_a_table(graded):
+    report = graded.reports["prints"]
+    assert report.status == "graded" and report.max_score == 3 and report.score == 0, report.table()
+    assert [t.task for t in report.tasks] == ["q1", "q2"]
 
 
 def test_learners_files_are_never_modified(graded):
@@ -181,7 +199,9 @@ def test_cli_usage_errors_are_clear(tmp_path, capsys):
     assert grade.main([str(lone)]) == 2
     assert "no master solutions/17_nothing.ipynb" in capsys.readouterr().err
     assert grade.main([str(lone), "--timeout", "0"]) == 2
-    assert "--timeout must be > 0" in capsys.readouterr().err
+    assert "--timeout must be a finite number of seconds > 0" in capsys.readouterr().err
+    assert grade.main([str(lone), "--sandbox", "off", "--lesson", "1"]) == 2
+    assert "must be a lesson name" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         grade.main([])
 

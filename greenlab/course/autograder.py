@@ -3,7 +3,9 @@
 * ``question_tests`` / ``run_question``: run one question's tests of a master notebook against answers
   you pass in (``tests/test_exercises_*.py`` use them to prove that wrong answers are rejected).
 * ``assign`` / ``autograder``: ``otter assign`` a master (``solutions/NN_name.ipynb``) into the
-  learner's notebook and the autograder zip (cached under ``build/autograder/``).
+  learner's notebook and the autograder zip (cached under ``build/autograder/``, each zip checked
+  against the SHA-256 recorded when it was built).
+* ``find_master``: a lesson's master, from the grader's ``solutions/`` only, by a strict name.
 """
 
 from __future__ import annotations
@@ -21,13 +23,13 @@ from pathlib import Path
 from .._internal.atomic import replacing
 
 __all__ = ["TestResult", "question_tests", "run_question", "Assigned", "assign", "autograder",
-           "find_master", "questions", "write_json"]
+           "find_master", "solutions_dir", "LESSON_NAME", "questions", "write_json"]
 
 _QUESTION = re.compile(r"#\s*BEGIN QUESTION\s*\n(?:.*\n)*?\s*name:\s*(\S+)", re.M)
 _BLOCK = re.compile(r"#\s+(BEGIN|END)\s+(QUESTION|SOLUTION|TESTS|PROMPT)\b", re.I)
 _IN_CELL_SOLUTION = re.compile(r"#\s*(BEGIN SOLUTION|SOLUTION\s*$)", re.M)
 _PYTHON3 = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-_PREPARE_VERSION = "1"  # bump when _prepare_master changes, so cached autograder zips are rebuilt
+LESSON_NAME = re.compile(r"\d\d_[a-z0-9_]+")  # a master's name: "02_pruning"; never a path
 
 
 @dataclass(frozen=True)
@@ -155,9 +157,36 @@ def assign(master: str | Path, out_dir: str | Path) -> Assigned:
     return Assigned(out / "dist" / "student" / master.name, zips[0])
 
 
+def _cache_key(master: Path) -> str:
+    """What a cached zip was built from: the master, this module (the preparing code) and otter."""
+    from importlib.metadata import version
+
+    key = hashlib.sha256(master.read_bytes())
+    key.update(Path(__file__).read_bytes())
+    key.update(version("otter-grader").encode())
+    return key.hexdigest()
+
+
+def _record(zip_path: Path) -> Path:
+    """The JSON beside a cached zip: its SHA-256, cache key and points per question."""
+    return zip_path.with_name(f"{zip_path.stem}.json")
+
+
+def _verified(zip_path: Path, key: str | None = None) -> dict | None:
+    """The record of ``zip_path`` if the zip is the one it describes (and was built for ``key``)."""
+    try:
+        record = json.loads(_record(zip_path).read_text(encoding="utf-8"))
+        ok = (isinstance(record, dict) and key in (None, record.get("key"))
+              and record.get("sha256") == hashlib.sha256(zip_path.read_bytes()).hexdigest())
+    except (OSError, ValueError):
+        return None
+    return record if ok else None
+
+
 def autograder(master: str | Path, build_dir: str | Path | None = None,
                zip_path: str | Path | None = None) -> Path:
-    """The autograder zip of ``master``, rebuilt only when the master (or otter) changed.
+    """The autograder zip of ``master``, rebuilt when the master, this module or otter changed,
+    or when the cached zip is not byte for byte the one recorded when it was built.
 
     Args:
         master: the master notebook, e.g. ``solutions/02_pruning.ipynb``.
@@ -165,8 +194,6 @@ def autograder(master: str | Path, build_dir: str | Path | None = None,
             (a temporary folder for a master elsewhere).
         zip_path: a zip ``assign`` just made from this master, stored instead of rebuilding.
     """
-    from importlib.metadata import version
-
     master = Path(master).resolve()
     if not master.is_file():
         raise ValueError(f"master must be an existing notebook file, got {str(master)!r}")
@@ -174,11 +201,9 @@ def autograder(master: str | Path, build_dir: str | Path | None = None,
         build_dir = (master.parent.parent / "build" if master.parent.name == "solutions"
                      else Path(tempfile.gettempdir()) / "greenlab-build") / "autograder"
     build = Path(build_dir)
-    key = master.read_bytes() + f"{_PREPARE_VERSION} {version('otter-grader')}".encode()
-    target = build / f"{master.stem}-{hashlib.sha256(key).hexdigest()[:12]}.zip"
-    if target.is_file():
-        if not _points_file(target).is_file():
-            write_json(questions(target), _points_file(target))
+    key = _cache_key(master)
+    target = build / f"{master.stem}-{key[:12]}.zip"
+    if zip_path is None and target.is_file() and _verified(target, key) is not None:
         return target
     build.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="greenlab-assign-") as tmp:
@@ -186,35 +211,47 @@ def autograder(master: str | Path, build_dir: str | Path | None = None,
         for old in build.glob(f"{master.stem}-*.zip"):
             if old != target:
                 old.unlink(missing_ok=True)
-                _points_file(old).unlink(missing_ok=True)
+                _record(old).unlink(missing_ok=True)
+                old.with_name(f"{old.stem}.points.json").unlink(missing_ok=True)  # older layout
         with replacing(target) as partial:
             shutil.copyfile(made, partial)
-            write_json(questions(partial), _points_file(target))  # grading needs no otter import
+            record = {"sha256": hashlib.sha256(partial.read_bytes()).hexdigest(), "key": key,
+                      "points": _points(partial)}  # grading needs no otter import
+            write_json(record, _record(target))
     return target
 
 
-def find_master(notebook: str | Path, name: str | None = None) -> Path:
-    """``solutions/<name>.ipynb`` in a folder above ``notebook`` or above the working directory."""
-    path = Path(notebook).resolve()
-    name = name or path.stem
-    for folder in [path.parent, *path.parents, Path.cwd(), *Path.cwd().parents]:
-        candidate = folder / "solutions" / f"{name}.ipynb"
-        if candidate.is_file():
-            return candidate
-    raise ValueError(f"no master solutions/{name}.ipynb found above {str(path.parent)!r} or the "
-                     "working directory: pass --master or --autograder")
+def solutions_dir() -> Path:
+    """The grader's ``solutions/``: beside the greenlab package (a checkout), else in the
+    working directory. Never a folder found from the notebook being graded."""
+    beside = Path(__file__).resolve().parents[2] / "solutions"
+    return beside if beside.is_dir() else Path.cwd() / "solutions"
 
 
-def _points_file(zip_path: Path) -> Path:
-    return zip_path.with_name(f"{zip_path.stem}.points.json")
+def find_master(name: str, solutions: str | Path | None = None) -> Path:
+    """``<solutions>/<name>.ipynb`` for a lesson ``name`` ("02_pruning"), or for a lesson number
+    ("02") the one master starting with it; ``solutions`` defaults to ``solutions_dir()``."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a lesson name like '02_pruning', got {type(name).__name__}")
+    folder = Path(solutions) if solutions is not None else solutions_dir()
+    if re.fullmatch(r"\d\d", name):
+        found = sorted(folder.glob(f"{name}_*.ipynb"))
+        if len(found) != 1:
+            raise ValueError(f"lesson {name}: expected one master {folder}/{name}_*.ipynb, found "
+                             f"{len(found)}: pass --master")
+        name = found[0].stem
+    if not LESSON_NAME.fullmatch(name):
+        raise ValueError(f"name must be a lesson name like '02_pruning' (digits, underscore, a-z, "
+                         f"0-9), got {name[:80]!r}")
+    candidate = folder / f"{name}.ipynb"
+    if not candidate.is_file():
+        raise ValueError(f"no master solutions/{name}.ipynb in {str(folder)!r}: pass --master, "
+                         "--solutions or --autograder")
+    return candidate
 
 
-def questions(zip_path: Path) -> dict[str, float]:
-    """``{question: max points}`` from the test files in an autograder zip (or its points file)."""
+def _points(zip_path: Path) -> dict[str, float]:
     import zipfile
-
-    if _points_file(zip_path).is_file():
-        return json.loads(_points_file(zip_path).read_text(encoding="utf-8"))
 
     from otter.test_files import ExceptionTestFile
 
@@ -225,6 +262,13 @@ def questions(zip_path: Path) -> dict[str, float]:
                 test = ExceptionTestFile.from_string(zf.read(member).decode(), path=member)
                 out[test.name] = float(test.possible)
     return out
+
+
+def questions(zip_path: Path) -> dict[str, float]:
+    """``{question: max points}`` of an autograder zip: from its record when the record matches
+    the zip's bytes, else read from its test files."""
+    record = _verified(Path(zip_path))
+    return dict(record["points"]) if record else _points(Path(zip_path))
 
 
 def write_json(data: dict, path: Path) -> None:
