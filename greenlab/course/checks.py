@@ -11,8 +11,7 @@ import math
 
 import numpy as np
 
-__all__ = ["CheckFailed", "call", "sparsity", "quantized", "params", "accuracy", "array", "close",
-           "eval_mode", "passed"]
+__all__ = ["CheckFailed", "call", "sparsity", "quantized", "params", "accuracy", "array", "close"]
 
 
 class CheckFailed(AssertionError):
@@ -112,13 +111,6 @@ def params(model, at_most: int | None = None, at_least: int | None = None) -> in
     return n
 
 
-def eval_mode(model) -> None:
-    """The model is in eval mode (dropout off, batch-norm frozen) before it is measured."""
-    _need_module(model, "model")
-    if model.training:
-        _fail("model is in training mode: call model.eval() before evaluating or exporting it")
-
-
 def accuracy(model, x, y, at_least: float) -> float:
     """Test accuracy on ``(x, y)`` is at least ``at_least`` (a fraction)."""
     from ..train import evaluate
@@ -146,18 +138,33 @@ def array(value, shape: tuple | None = None, dtype=None, name: str = "result") -
     return value
 
 
-def close(value, expected, rtol: float = 1e-5, atol: float = 1e-8, name: str = "result") -> None:
-    """``value`` equals ``expected`` within tolerance (numbers or arrays)."""
-    if value is None:
-        _fail(f"{name} is None: did you return it?")
+def _numbers(value):
+    """``value`` as a numpy array if it holds real numbers (ints or floats), else None: a string
+    ("1.0"), a bool (True == 1) or an array of them is not a number, though numpy would convert it."""
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
-    if hasattr(expected, "detach"):
-        expected = expected.detach().cpu().numpy()
+    if isinstance(value, (str, bytes, bool, np.bool_)):
+        return None
     try:
-        a, b = np.asarray(value, dtype=float), np.asarray(expected, dtype=float)
-    except (TypeError, ValueError):
-        _fail(f"{name} should be numeric, got {type(value).__name__}")
+        raw = np.asarray(value)
+    except (TypeError, ValueError):  # ragged nested lists
+        return None
+    return raw.astype(float) if raw.dtype.kind in "iuf" else None
+
+
+def close(value, expected, rtol: float = 1e-5, atol: float = 1e-8, name: str = "result") -> None:
+    """``value`` equals ``expected`` within tolerance (real numbers or arrays of them; a string or a
+    bool fails, even "1.0" or True against 1)."""
+    if value is None:
+        _fail(f"{name} is None: did you return it?")
+    b = _numbers(expected)
+    if b is None:
+        raise TypeError(f"expected must be a number or an array of numbers, got {type(expected).__name__}")
+    a = _numbers(value)
+    if a is None:
+        kind = "bool" if isinstance(value, np.bool_) else type(value).__name__
+        shown = value if isinstance(value, (str, bytes)) else bool(value) if kind == "bool" else None
+        _fail(f"{name} should be a number, got {kind}" + (f" {shown!r}"[:60] if shown is not None else ""))
     if a.shape != b.shape:
         _fail(f"{name} should have shape {b.shape}, got {a.shape}")
     if not np.allclose(a, b, rtol=rtol, atol=atol):
@@ -169,7 +176,3 @@ def close(value, expected, rtol: float = 1e-5, atol: float = 1e-8, name: str = "
     if a.size == 1 and not math.isfinite(a.item()):
         _fail(f"{name} is not finite: {a.item()}")
 
-
-def passed(label: str = "") -> str:
-    """A friendly line for the end of a check cell run outside otter."""
-    return f"✅ {label} passed" if label else "✅ passed"
