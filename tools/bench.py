@@ -210,7 +210,7 @@ def probe_reference(repeats: int = R_REPEATS) -> dict:
             "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
-def run_probe(kind: str, timeout_s: float = 900) -> dict | list:
+def run_probe(kind: str, timeout_s: float = 3600) -> dict | list:
     """Run ``--probe kind`` of this script in a fresh interpreter; its JSON result."""
     proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--probe", kind],
                           capture_output=True, text=True, timeout=timeout_s, cwd=ROOT)
