@@ -2,6 +2,8 @@
 seconds to minutes and is exercised by the lessons)."""
 
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -149,3 +151,9 @@ def test_wrong_names_and_recipes():
     with pytest.raises(ValueError, match="dataset must be 'mnist1d'"):
         zoo.Recipe(dataset="digits")
     assert zoo.Phase(10, 1, 0) == zoo.Phase(10, 1.0, 0)  # one recipe, one cache key
+
+
+def test_importing_the_zoo_imports_no_torch():
+    code = "import sys, greenlab.zoo; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
