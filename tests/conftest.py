@@ -26,7 +26,7 @@ FILES = {
     "test_tf.py": ("tf", "slow"),            # TensorFlow in a fresh process, 14 s
 }
 # Single slow tests (name prefix), measured with --durations on a 2-core machine.
-# Single slow tests (name prefix), from --durations on a 2-core machine (busy: ~2x idle).
+# Single slow tests (name prefix), from --durations / CPU time on a 2-core machine.
 SLOW = {
     "test_quantize.py": ("test_torchao_int8", "test_import_torchao_is_quiet",  # torchao import, 7 s
                          "test_export_onnx_and_ort_runtimes", "test_onnx_helpers_validate"),  # 6 s
@@ -38,6 +38,8 @@ SLOW = {
     "test_train.py": ("test_fit_learns_and_is_reproducible", "test_evaluate_sklearn"),  # 43 s, 6 s
     "test_distill.py": ("test_distill_loss_fn_trains_with_fit_on_unlabelled_data",),    # 18 s
     "test_results.py": ("test_compare_summarizes_models", "test_summarize_an_onnx_session"),  # 6 s
+    "test_lowrank.py": ("test_factorize_model_by_rank_dict_energy_and_int",),  # 5 s CPU
+    "test_zoo.py": ("test_cache_hit_returns_identical_weights_without_training",),  # trains, 3.4 s CPU
 }
 
 
