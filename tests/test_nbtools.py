@@ -72,6 +72,7 @@ DIRT = {
 }
 
 
+@pytest.mark.filterwarnings("ignore::nbformat.warnings.MissingIDFieldWarning")  # the dirt itself
 @pytest.mark.parametrize("dirt", sorted(DIRT))
 def test_check_fails_on_each_thing_clean_would_strip(tmp_path, dirt):
     path = make_nb(tmp_path / "99_test.ipynb")
