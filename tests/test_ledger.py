@@ -1,3 +1,5 @@
+import hashlib
+import json
 import math
 import os
 import signal
@@ -6,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,9 +55,10 @@ def test_energy_without_its_phase_is_refused(tmp_path):
 
 def test_train_and_inference_rows_of_one_model_both_stay(tmp_path):
     path = tmp_path / "l.sqlite"
-    ledger.log(row(energy_j=50.0, energy_phase="train"), path=path)
-    ledger.log(row(energy_j=0.4, energy_phase="inference", energy_samples=20_000), path=path)
-    ledger.log(row(energy_j=0.5, energy_phase="inference", energy_samples=20_000), path=path)
+    est = dict(energy_kind="estimated", energy_source="estimate")
+    ledger.log(row(energy_j=50.0, energy_phase="train", **est), path=path)
+    ledger.log(row(energy_j=0.4, energy_phase="inference", energy_samples=20_000, **est), path=path)
+    ledger.log(row(energy_j=0.5, energy_phase="inference", energy_samples=20_000, **est), path=path)
     assert len(ledger.read(path)) == 2  # re-run inference replaced, training kept
     inference = ledger.read(path, phase="inference")
     assert list(inference["energy_j"]) == [0.5] and list(inference["energy_samples"]) == [20_000]
@@ -215,3 +219,180 @@ def test_old_ledger_gains_new_columns(tmp_path):
 def test_read_refuses_an_unknown_phase(tmp_path):
     with pytest.raises(ValueError, match="phase must be one of"):
         ledger.read(tmp_path / "l.sqlite", phase="eval")
+
+
+# --- issue 15, section 2: a ledger that never loses or fakes a number ---------------------------
+
+OLD_LEDGER = ("CREATE TABLE results (id INTEGER PRIMARY KEY AUTOINCREMENT, lesson TEXT NOT NULL, "
+              "technique TEXT NOT NULL, model TEXT NOT NULL, accuracy REAL, energy_j REAL)")
+
+
+def _old_ledger(path):
+    """A ledger as an older greenlab left it: fewer columns, rollback journal, one row."""
+    with closing_connection(path) as con:
+        con.execute(OLD_LEDGER)
+        con.execute("INSERT INTO results (lesson, technique, model, accuracy, energy_j) "
+                    "VALUES ('00', 't', 'old', 0.5, 3.0)")
+    return path
+
+
+class closing_connection:
+    def __init__(self, path):
+        self.con = sqlite3.connect(path)
+
+    def __enter__(self):
+        return self.con
+
+    def __exit__(self, *exc):
+        self.con.commit()
+        self.con.close()
+
+
+def _digest(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+MIGRATOR = textwrap.dedent("""
+    import sys, time
+    from greenlab import ledger
+    path, start, name = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+    time.sleep(max(0.0, start - time.time()))  # every kernel's first log() at once
+    for i in range(5):
+        ledger.log(lesson="01", technique="t", model=f"{name}-{i}", accuracy=0.5, path=path)
+""")
+
+
+@pytest.mark.parametrize("writers", [2, 6])
+def test_kernels_migrating_an_older_ledger_at_once_lose_no_row(tmp_path, writers):
+    # before: "duplicate column name: latency_p90_ms" in 3 of 3 trials with 2 writers, the row lost
+    script = tmp_path / "m.py"
+    script.write_text(MIGRATOR)
+    for trial in range(3):
+        path = _old_ledger(tmp_path / f"old{trial}.sqlite")
+        start = time.time() + 1.5
+        procs = [subprocess.Popen([sys.executable, str(script), str(path), str(start), f"w{i}"],
+                                  stderr=subprocess.PIPE, text=True) for i in range(writers)]
+        errors = [p.communicate(timeout=180)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0] * writers, errors
+        df = ledger.read(path, latest=False)
+        assert len(df) == 1 + 5 * writers and df["model"].nunique() == 1 + 5 * writers
+
+
+def test_read_never_changes_the_file(tmp_path):
+    path = _old_ledger(tmp_path / "old.sqlite")
+    before, files = _digest(path), sorted(p.name for p in tmp_path.iterdir())
+    df = ledger.read(path)
+    assert list(df.columns) == list(ledger.COLUMNS)  # the missing columns, empty
+    assert df.loc[0, "model"] == "old" and df["latency_p90_ms"].isna().all()
+    assert _digest(path) == before and sorted(p.name for p in tmp_path.iterdir()) == files
+    with closing_connection(path) as con:  # no journal switch, no ALTER TABLE
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+        assert len(con.execute("PRAGMA table_info(results)").fetchall()) == 6
+
+
+def test_another_programs_database_is_left_untouched(tmp_path):
+    path = tmp_path / "app.sqlite"
+    with closing_connection(path) as con:
+        con.execute("CREATE TABLE results (run INTEGER, score REAL)")
+        con.execute("INSERT INTO results VALUES (1, 0.5)")
+    before = _digest(path)
+    with pytest.raises(ledger.LedgerError, match=r"app.sqlite is not a greenlab ledger: its table "
+                                                 r"'results' has no column\(s\) \['lesson'"):
+        ledger.read(path)
+    with pytest.raises(ledger.LedgerError, match="is not a greenlab ledger"):
+        ledger.log(row(), path=path)
+    assert _digest(path) == before  # before: 20 columns added, then a failure
+    assert "table 'results' has no column 'lesson'" in ledger.check(path)
+
+
+def test_read_works_in_a_read_only_folder(tmp_path):
+    from greenlab.course import sandbox
+
+    if sandbox.reason():
+        pytest.skip(f"needs a read-only mount (bubblewrap): {sandbox.reason()}")
+    folder = tmp_path / "ro"
+    ledger.log(row(model="a"), path=folder / "l.sqlite")  # a WAL ledger
+    ledger.log(row(model="b"), path=folder / "l.sqlite")
+    package = Path(ledger.__file__).resolve().parent
+    code = ("import json, sys; from greenlab import ledger; "
+            f"df = ledger.read({str(folder / 'l.sqlite')!r}); print(json.dumps(sorted(df['model'])))")
+    argv = sandbox.wrap([sys.executable, "-c", code], read_only=[package, folder], cache=None,
+                        limits=sandbox.Limits())  # the folder is bound read-only
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["a", "b"]
+
+
+def _damage(path, rows=300):
+    for i in range(rows):
+        ledger.log(row(model=f"m{i}", notes="x" * 200), path=path)
+    with open(path, "r+b") as f:  # a page in the middle of the table overwritten
+        f.seek(7 * 4096)
+        f.write(b"\xff" * 4096)
+
+
+def test_a_damaged_ledger_is_named_with_the_way_out(tmp_path):
+    path = tmp_path / "l.sqlite"
+    _damage(path)
+    with pytest.raises(ledger.LedgerError, match=r"l.sqlite is damaged \(database disk image is "
+                                                 r"malformed\).*ledger.recover\("):
+        ledger.read(path)
+    with pytest.raises(ledger.LedgerError, match="is damaged"):  # before: it kept appending
+        ledger.log(row(model="after"), path=path)
+    assert ledger.check(path) != []
+    copied = ledger.recover(path, tmp_path / "recovered.sqlite")
+    df = ledger.read(tmp_path / "recovered.sqlite", latest=False)
+    assert 0 < copied < 300 and len(df) == copied and ledger.check(tmp_path / "recovered.sqlite") == []
+    assert list(df["model"]) == sorted(df["model"], key=lambda m: int(m[1:]))  # order kept
+    with pytest.raises(ValueError, match="dest must be a new file"):
+        ledger.recover(path, tmp_path / "recovered.sqlite")
+
+
+def test_a_whole_ledger_checks_clean_and_recovers_whole(tmp_path):
+    path = tmp_path / "l.sqlite"
+    for i in range(3):
+        ledger.log(row(model=f"m{i}"), path=path)
+    assert ledger.check(path) == []
+    assert ledger.recover(path, tmp_path / "copy.sqlite") == 3
+    (tmp_path / "junk.sqlite").write_bytes(b"not a database at all" * 100)
+    assert ledger.check(tmp_path / "junk.sqlite")[0].startswith("not readable as SQLite")
+    with pytest.raises(ledger.LedgerError, match="junk.sqlite is damaged"):
+        ledger.read(tmp_path / "junk.sqlite")
+
+
+@pytest.mark.parametrize("energy, match", [
+    (dict(), r"energy_kind'\] must be one of \('measured', 'estimated', 'mixed'\)"),
+    (dict(energy_kind="measured"), r"energy_source'\] must name where energy_j came from"),
+    (dict(energy_kind="measured", energy_source="estimate"), "contradicts"),
+    (dict(energy_kind="measured", energy_source="rapl+estimate"), "contradicts"),
+    (dict(energy_kind="estimated", energy_source="rapl"), "contradicts"),
+    (dict(energy_kind="mixed", energy_source="rapl"), "contradicts"),
+    (dict(energy_kind="mixed", energy_source="estimate"), "contradicts"),
+    (dict(energy_kind="unavailable", energy_source="none"), "must be one of"),
+])
+def test_an_energy_says_truthfully_how_it_was_obtained(tmp_path, energy, match):
+    # before: log(energy_j=1, energy_phase="train") and kind "measured" from "estimate" were stored
+    with pytest.raises(ValueError, match=match):
+        ledger.log(row(energy_j=1.0, energy_phase="train", **energy), path=tmp_path / "l.sqlite")
+
+
+@pytest.mark.parametrize("kind, source", [
+    ("measured", "rapl"), ("measured", "rapl+nvml"), ("measured", "replay"),
+    ("estimated", "estimate"), ("mixed", "estimate+nvml"), ("mixed", "rapl+estimate"),
+    ("measured", "codecarbon"), ("estimated", "codecarbon"),
+])
+def test_consistent_provenance_is_stored(tmp_path, kind, source):
+    stored = ledger.log(row(energy_j=1.0, energy_phase="train", energy_kind=kind, energy_source=source),
+                        path=tmp_path / "l.sqlite")
+    assert (stored["energy_kind"], stored["energy_source"]) == (kind, source)
+
+
+def test_a_measurement_fills_provenance_alone(tmp_path):
+    meter = ReplayMeter([(1.0, 2.0)])
+    with meter.measure("train") as m:
+        pass
+    with pytest.raises(ValueError, match=r"give measurement= or \['energy_kind'\], not both"):
+        ledger.log(row(energy_phase="train"), path=tmp_path / "l.sqlite", measurement=m,
+                   energy_kind="measured")
+    with pytest.raises(ValueError, match=r"energy_kind'\] given without energy_j"):
+        ledger.log(row(energy_kind="measured"), path=tmp_path / "l.sqlite")
