@@ -1,7 +1,8 @@
 """Figures the lessons share: trade-off curves and the energy-vs-accuracy Pareto front.
 
-Axes carry units; estimated energies are drawn hollow and measured ones filled, so a figure never
-passes an estimate off as a measurement.
+Axes carry units; every energy point shows how it was obtained (measured: filled, mixed: half
+filled, estimated: hollow, modelled: hollow square, unknown: a cross), so a figure never passes an
+estimate off as a measurement.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["pareto_front", "plot_pareto", "plot_tradeoff", "LABELS"]
+__all__ = ["pareto_front", "plot_pareto", "plot_tradeoff", "LABELS", "KIND_STYLES"]
 
 LABELS = {
     "energy_j": "energy (J)",
@@ -22,6 +23,16 @@ LABELS = {
     "sparsity": "sparsity (fraction of zero weights)",
     "rank": "rank",
     "temperature": "temperature T",
+}
+
+
+# energy_kind -> (marker, fillstyle, legend text); any other value (None, NaN, ...) is "unknown"
+KIND_STYLES = {
+    "measured": ("o", "full", "filled = measured energy"),
+    "mixed": ("o", "left", "half filled = mixed (part measured, part estimated)"),
+    "estimated": ("o", "none", "hollow = estimated energy"),
+    "modelled": ("s", "none", "hollow square = modelled energy"),
+    "unknown": ("X", "full", "cross = energy of unknown provenance"),
 }
 
 
@@ -50,7 +61,10 @@ def plot_pareto(df, x: str = "energy_j", y: str = "accuracy", label: str = "tech
                 kind: str | None = "energy_kind", logx: bool = True, ax=None):
     """Scatter ``y`` against ``x`` for each row of ``df``, with the Pareto front drawn as a step line.
 
-    Rows whose ``kind`` column says "estimated" are drawn hollow. Returns the matplotlib Axes.
+    Each point's marker says its row's ``kind`` (see ``KIND_STYLES``: measured filled, mixed half,
+    estimated hollow, modelled a hollow square, anything else, or no ``kind`` column on an energy
+    axis, a cross). An energy axis refuses rows of both phases, and rows with energy but no
+    ``energy_phase``. Returns the matplotlib Axes.
     """
     import matplotlib.pyplot as plt
 
@@ -59,7 +73,12 @@ def plot_pareto(df, x: str = "energy_j", y: str = "accuracy", label: str = "tech
     if df.empty:
         raise ValueError(f"df has no rows with both {x!r} and {y!r}")
     if x.startswith("energy") and "energy_phase" in df.columns:
-        phases = sorted(df["energy_phase"].dropna().unique())
+        unknown = int(df["energy_phase"].isna().sum())
+        if unknown:
+            raise ValueError(f"{unknown} row(s) have {x} but no energy_phase (from an older "
+                             "greenlab?): training and inference energy cannot be told apart; "
+                             "drop them or set energy_phase")
+        phases = sorted(df["energy_phase"].unique())
         if len(phases) > 1:
             raise ValueError(f"df mixes training and inference energy (energy_phase {phases}): "
                              "plot one, e.g. greenlab.ledger.read(phase='inference')")
@@ -67,17 +86,25 @@ def plot_pareto(df, x: str = "energy_j", y: str = "accuracy", label: str = "tech
         _, ax = plt.subplots(figsize=(6.5, 4.5))
     front = pareto_front(df[x].to_numpy(), df[y].to_numpy())
     colors = dict(zip(sorted(df[label].astype(str).unique()), plt.cm.tab10.colors * 3, strict=False))
-    for (_, row), on_front in zip(df.iterrows(), front, strict=True):
-        estimated = kind in df.columns and str(row.get(kind)) == "estimated"
+    if kind in df.columns:
+        kinds = [_kind(v) for v in df[kind]]
+    else:  # no provenance column: unknown on an energy axis, plain markers on any other
+        kinds = ["unknown" if x.startswith("energy") else "plain"] * len(df)
+    for (_, row), on_front, k in zip(df.iterrows(), front, kinds, strict=True):
+        marker, fill, _ = KIND_STYLES.get(k, ("o", "full", ""))
         color = colors[str(row[label])]
-        ax.scatter(row[x], row[y], s=70 if on_front else 40, edgecolors=color, linewidths=1.5,
-                   facecolors="none" if estimated else color, zorder=3)
+        ax.plot([row[x]], [row[y]], ls="none", marker=marker, fillstyle=fill, color=color,
+                markerfacecoloralt="none", markersize=9 if on_front else 7, markeredgewidth=1.5,
+                zorder=3, gid=f"kind:{k}")
     pts = df[front].sort_values(x)
     ax.step(pts[x], pts[y], where="post", color="0.3", lw=1, ls="--", label="Pareto front")
     for name, color in colors.items():
         ax.scatter([], [], color=color, label=name)
-    if kind in df.columns and (df[kind] == "estimated").any():
-        ax.scatter([], [], facecolors="none", edgecolors="0.3", label="hollow = estimated energy")
+    if set(kinds) != {"plain"}:
+        for k, (marker, fill, text) in KIND_STYLES.items():
+            if k in kinds:
+                ax.plot([], [], ls="none", marker=marker, fillstyle=fill, color="0.3",
+                        markerfacecoloralt="none", label=text)
     if logx:
         ax.set_xscale("log")
     ax.set_xlabel(LABELS.get(x, x))
@@ -85,6 +112,10 @@ def plot_pareto(df, x: str = "energy_j", y: str = "accuracy", label: str = "tech
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return ax
+
+
+def _kind(value) -> str:
+    return value if isinstance(value, str) and value in KIND_STYLES else "unknown"
 
 
 def plot_tradeoff(df, x: str, y: str = "accuracy", hue: str | None = None, baseline: float | None = None,
