@@ -255,7 +255,7 @@ def log(row: Mapping | None = None, path: str | Path | None = None, measurement=
         raise TypeError(f"row must be a mapping of column -> value, got {type(row).__name__}")
     data = dict(row or {}, **columns)
     if measurement is not None:
-        given = sorted({"energy_j", "energy_kind", "energy_source"} & set(data))
+        given = sorted(k for k in ("energy_j", "energy_kind", "energy_source") if data.get(k) is not None)
         if given:
             raise ValueError(f"give measurement= or {given}, not both (the measurement fills them)")
         data.update(energy_j=measurement.energy_j, energy_kind=measurement.kind,

@@ -396,3 +396,6 @@ def test_a_measurement_fills_provenance_alone(tmp_path):
                    energy_kind="measured")
     with pytest.raises(ValueError, match=r"energy_kind'\] given without energy_j"):
         ledger.log(row(energy_kind="measured"), path=tmp_path / "l.sqlite")
+    empty = dict(energy_j=None, energy_kind=None, energy_source=None)  # e.g. a Summary's blanks
+    stored = ledger.log(row(energy_phase="train", **empty), path=tmp_path / "l.sqlite", measurement=m)
+    assert (stored["energy_kind"], stored["energy_source"]) == (m.kind, m.source)
