@@ -229,6 +229,7 @@ def test_memory_file_and_process_limits_hold(tmp_path):
     assert str(got["processes"]).startswith("refused after")
 
 
+@pytest.mark.slow  # a second of CPU, plus interpreter start-up, on a shared 2-core machine
 @contained
 def test_cpu_limit_stops_a_busy_loop(tmp_path):
     proc = _start(tmp_path, "while True:\n    pass\n", limits=sandbox.Limits(cpu_s=1))
