@@ -343,3 +343,6 @@ def test_the_report_never_overwrites_the_notebook(course, tmp_path, capsys):
         grade.grade(path, master=course.master, timeout_s="300")
     with pytest.raises(ValueError, match="sandbox must be 'auto', 'require' or 'off'"):
         grade.grade(path, master=course.master, sandbox_mode="maybe")
+    (tmp_path / "fake.zip").write_text("not a zip")
+    assert grade.main([str(path), "--autograder", str(tmp_path / "fake.zip")]) == 2
+    assert "--autograder must be an existing zip file" in capsys.readouterr().err

@@ -258,7 +258,7 @@ def grade(path: str | Path, *, master: str | Path | None = None, lesson: str | N
         found = Path(master) if master else find_master(lesson or _lesson_of(path), solutions)
         autograder_zip = autograder(found, build_dir)
     zip_path = Path(autograder_zip).resolve()
-    if not zip_path.is_file():
+    if not zip_path.is_file() or not zipfile.is_zipfile(zip_path):
         raise ValueError(f"autograder_zip must be an existing zip file, got {str(zip_path)!r}")
     name, maxima = _zip_name(zip_path), questions(zip_path)
     contained = sandbox_mode != "off" and not sandbox.reason()
@@ -277,7 +277,7 @@ def grade(path: str | Path, *, master: str | Path | None = None, lesson: str | N
         with tempfile.TemporaryDirectory(prefix="greenlab-grade-") as tmp:
             inputs = Path(tmp, "in")
             inputs.mkdir()
-            submission = inputs / f"{name}.ipynb"
+            submission = inputs / f"{name if LESSON_NAME.fullmatch(name) else 'submission'}.ipynb"
             data = json.loads(path.read_text(encoding="utf-8"))
             data.setdefault("metadata", {}).setdefault("otter", {})["assignment_name"] = name
             submission.write_text(json.dumps(data), encoding="utf-8")
@@ -343,8 +343,11 @@ def main(argv: list[str] | None = None) -> int:
                        autograder_zip=args.autograder, timeout_s=args.timeout, json_path=args.json,
                        sandbox_mode=args.sandbox)
     except (ValueError, TypeError) as exc:
-        print(f"error: {str(exc).replace('timeout_s', '--timeout').replace('json_path', '--json')}",
-              file=sys.stderr)
+        text = str(exc)
+        for name, flag in (("timeout_s", "--timeout"), ("json_path", "--json"),
+                           ("autograder_zip", "--autograder"), ("sandbox=", "--sandbox ")):
+            text = text.replace(name, flag)
+        print(f"error: {text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted: grading stopped (otter, its kernel and what they started were "
