@@ -27,7 +27,7 @@ export HF_HUB_OFFLINE := 1
 # or plots vanish (nbval then fails: the committed outputs have them). Only `unit` uses Agg.
 export GREENLAB_CACHE ?= $(CURDIR)/build/cache
 NOTEBOOKS := $(wildcard notebooks/*.ipynb) $(wildcard solutions/*.ipynb)
-NBVAL := $(BIN)/python -m pytest --nbval --sanitize-with tests/sanitize.cfg -p no:randomly --nbval-cell-timeout=300 -q
+NBVAL := $(BIN)/python -m pytest --nbval --nbval-sanitize-with tests/sanitize.cfg -p no:randomly --nbval-cell-timeout=300 -q
 
 .PHONY: lab test unit quick lint nbval test-offline browser browser-deps bench exercises exercises-check grade grade-deps lock torch-index env clean help
 
