@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -331,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="contain the notebook with bubblewrap: auto (default; warns when it "
                              "cannot), require (refuse to grade uncontained) or off")
     args = parser.parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
     try:
         if Path(args.path).is_file():
             if args.sandbox == "auto" and sandbox.reason():
@@ -354,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
               "killed); no report written", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     print(report.table())
     print(f"{report.status}: {report.score:g} / {report.max_score:g} points in {report.time_s:.0f} s;"
           f" report written to {_report_path(Path(args.path), args.json)}")
