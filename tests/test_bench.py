@@ -101,7 +101,7 @@ def test_course_table():
             "notebooks/03_quantization.ipynb (1600 MiB > 1536 MiB).") in md
     assert "busy" not in md
     slow = bench.render_course([row("x.ipynb", 1000.0)], {"r_s": 6.0}, MACHINE, "2026-01-02")
-    assert "166.7 R** (**over** the course budget of 150 R)" in slow
+    assert "Total: 1 notebook, 1000.0 s = **166.7 R** (**over** the course budget of 150 R)" in slow
     assert "given with --r-s, not timed" in slow
     none = bench.render_course(rows[:1], REF, MACHINE, "2026-01-02")
     assert "Over budget: none." in none
@@ -130,6 +130,8 @@ def test_meter_table_and_targets():
     assert md.startswith("# Meter overhead\n\n2026-01-02. the machine\n")
     slow = meters.render([{**green, "first_start_ms": 5800.0, "torch_after": True}], "d")
     assert "| yes | first start **no**, start+stop yes |" in slow
+    assert "PYTHONDONTWRITEBYTECODE" not in md
+    assert "PYTHONDONTWRITEBYTECODE" in meters.render([{**green, "no_bytecode": True}], "d")
     assert "start+stop **no**" in meters.render([{**green, "start_stop_ms": 1.5}], "d")
     missing = meters.render([{"meter": "codecarbon", "error": "not installed (x)"}], "d")
     assert "| codecarbon | | | | | | | | | not installed (x) |" in missing

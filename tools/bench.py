@@ -176,7 +176,7 @@ def render_course(rows: list[dict], ref: dict, mach: dict, date: str) -> str:
     worst = max((r["peak_mib"] for r in rows), default=0)
     course_ok = total_r <= BUDGET_COURSE_R
     lines += ["",
-              f"Total: {len(rows)} notebooks, {total_s:.1f} s = **{total_r:.1f} R** "
+              f"Total: {len(rows)} notebook{'s' if len(rows) != 1 else ''}, {total_s:.1f} s = **{total_r:.1f} R** "
               f"({'within' if course_ok else '**over**'} the course budget of "
               f"{BUDGET_COURSE_R:g} R); highest peak RSS {worst:.0f} MiB.",
               f"Over budget: {', '.join(over) if over else 'none'}."]

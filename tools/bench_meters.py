@@ -52,7 +52,8 @@ def probe_meters(repeats_greenlab: int = 50, repeats_codecarbon: int = 10) -> li
              "first_start_ms": first_ms, "block_s": block_s,
              "start_stop_ms": _median_ms(empty_window, repeats_greenlab),
              "repeats": repeats_greenlab, "energy_j": m.energy_j, "source": m.source,
-             "kind": m.kind, "torch_after": "torch" in sys.modules}]
+             "kind": m.kind, "torch_after": "torch" in sys.modules,
+             "no_bytecode": sys.dont_write_bytecode}]
     import warnings
 
     warnings.simplefilter("ignore")  # codecarbon's notices; the table says what matters
@@ -104,7 +105,8 @@ def render(rows: list[dict], header: str) -> str:
         "One fresh process without torch measures the same short pure-Python block with "
         "`gl.measure`, then with `codecarbon.OfflineEmissionsTracker(save_to_file=False, "
         "log_level=\"error\")`. *first start*: from asking for the first window to the block's "
-        "first line (greenlab builds its default meter; codecarbon builds and starts a tracker); "
+        "first line (greenlab imports `greenlab.meters` and builds its default meter; codecarbon "
+        "builds and starts a tracker); "
         "*start+stop*: median of one more empty window (codecarbon: a new tracker). Targets for "
         f"greenlab: first start <= {FIRST_START_MS:g} ms, start+stop "
         f"<= {START_STOP_MS:g} ms.",
@@ -129,6 +131,9 @@ def render(rows: list[dict], header: str) -> str:
                      f"{ms(r['start_stop_ms'])} (n={r['repeats']}) | {r['block_s']:.3f} | {energy} | "
                      f"{r['source']} | {r['kind']} | {'yes' if r['torch_after'] else 'no'} | "
                      f"{targets} |")
+    if any(r.get("no_bytecode") for r in rows):
+        lines += ["", "Python wrote no bytecode here (PYTHONDONTWRITEBYTECODE): every first import "
+                  "included compiling its modules."]
     lines += ["", "codecarbon states no kind; *kind* here follows its CPU mode (RAPL / powermetrics "
               "/ Power Gadget: measured; cpu_load / constant: estimated)."]
     return "\n".join(lines) + "\n"
