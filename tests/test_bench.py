@@ -141,3 +141,9 @@ def test_r_given_must_be_positive(capsys):
     with pytest.raises(SystemExit) as exc:
         bench.main(["--r-s", "0", "--no-meters"])
     assert exc.value.code == 2 and "--r-s must be > 0 seconds" in capsys.readouterr().err
+
+
+def test_meters_only_takes_nothing_else(capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--meters-only", "notebooks/00_measuring_energy.ipynb"])
+    assert exc.value.code == 2 and "--meters-only takes no notebooks" in capsys.readouterr().err

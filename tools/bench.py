@@ -1,7 +1,7 @@
 """Benchmark the course in units of this machine: a reference workload R, then every notebook.
 
     python tools/bench.py [NB ...] [--out bench/course.md] [--meters-out bench/meters.md]
-                          [--r-s SECONDS] [--no-meters]
+                          [--r-s SECONDS] [--no-meters | --meters-only]
 
 1. R, the reference workload: 300 Adam steps of ``gl.models.cnn1d(channels=128)``, batch 128, on
    MNIST-1D, on the CPU with the thread count ``gl.setup`` gives the lessons (2); the median of 3
@@ -10,7 +10,8 @@
    each notebook <= 15 R and <= 1536 MiB, the whole course <= 150 R. Written with the CPU model,
    its ML instruction-set flags and core counts to ``--out``.
 3. The meter table: greenlab's meter beside codecarbon's offline tracker on the same short block,
-   in one fresh process that has not imported torch (``--meters-out``; ``--no-meters`` skips it).
+   in one fresh process that has not imported torch (``--meters-out``; ``--no-meters`` skips it,
+   ``--meters-only`` writes only it).
 
 A benchmark, not a test: it reports what is over budget, it does not fail because of it.
 """
@@ -293,6 +294,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "course.md")
     ap.add_argument("--meters-out", type=Path, default=ROOT / "bench" / "meters.md")
     ap.add_argument("--no-meters", action="store_true", help="skip the meter table")
+    ap.add_argument("--meters-only", action="store_true", help="only the meter table")
     ap.add_argument("--r-s", type=float, help="R in seconds, measured before (skips timing it)")
     ap.add_argument("--probe", choices=("reference", "meters"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -302,25 +304,28 @@ def main(argv: list[str]) -> int:
         return 0
     if args.r_s is not None and not args.r_s > 0:
         ap.error(f"--r-s must be > 0 seconds, got {args.r_s}")
+    if args.meters_only and (args.no_meters or args.notebooks or args.r_s is not None):
+        ap.error("--meters-only takes no notebooks, --r-s or --no-meters")
     paths = [p.resolve() for p in args.notebooks] or sorted(
         p for f in ("notebooks", "solutions") for p in (ROOT / f).glob("*.ipynb"))
     os.environ.setdefault("GREENLAB_LEDGER", str(Path(tempfile.mkdtemp()) / "bench.sqlite"))
     mach, date = machine(), dt.date.today().isoformat()
     print(describe_machine(mach))
-    if args.r_s is not None:
-        ref = {"r_s": args.r_s}
-    else:
-        print("bench: timing R (reference workload) ...", end=" ", flush=True)
-        ref = run_probe("reference")
-        print(f"R = {ref['r_s']:.2f} s (runs {', '.join(f'{s:.2f}' for s in ref['runs_s'])} s, "
-              f"{ref['threads']} threads)")
-    rows = []
-    for p in paths:
-        print(f"bench: {_rel(p)} ...", end=" ", flush=True)
-        rows.append(r := run_one(p))
-        print(f"{r['wall_s']:.1f} s = {in_r(r['wall_s'], ref['r_s']):.1f} R, "
-              f"{r['peak_mib']:.0f} MiB, {r['status']}")
-    _write(args.out, render_course(rows, ref, mach, date))
+    if not args.meters_only:
+        if args.r_s is not None:
+            ref = {"r_s": args.r_s}
+        else:
+            print("bench: timing R (reference workload) ...", end=" ", flush=True)
+            ref = run_probe("reference")
+            print(f"R = {ref['r_s']:.2f} s (runs "
+                  f"{', '.join(f'{s:.2f}' for s in ref['runs_s'])} s, {ref['threads']} threads)")
+        rows = []
+        for p in paths:
+            print(f"bench: {_rel(p)} ...", end=" ", flush=True)
+            rows.append(r := run_one(p))
+            print(f"{r['wall_s']:.1f} s = {in_r(r['wall_s'], ref['r_s']):.1f} R, "
+                  f"{r['peak_mib']:.0f} MiB, {r['status']}")
+        _write(args.out, render_course(rows, ref, mach, date))
     if not args.no_meters:
         print("bench: meters (fresh process, no torch) ...", flush=True)
         meters = run_probe("meters")
