@@ -33,8 +33,8 @@ __version__ = "0.1.0"
 _SUBMODULES = {
     "env": "env", "data": "data", "models": "models", "train": "train", "profile": "profile",
     "results": "results", "ledger": "ledger", "plots": "plots", "tf": "tf", "meters": "meters",
-    "runtimes": "runtimes", "techniques": "techniques", "course": "course",
-    "checks": "course.checks", "grade": "course.grade",  # gl.checks in otter test cells
+    "runtimes": "runtimes", "techniques": "techniques", "course": "course", "zoo": "zoo",
+    "opcost": "opcost", "checks": "course.checks", "grade": "course.grade",  # gl.checks in otter test cells
 }
 # name -> module path of a function or class, reached as gl.<name>
 _FUNCTIONS = {
@@ -46,7 +46,7 @@ _FUNCTIONS = {
 __all__ = [  # = _FUNCTIONS and _SUBMODULES (tests/test_package.py keeps them equal)
     "setup", "device", "measure", "Meter", "Measurement", "fit", "evaluate", "summarize",
     "compare", "log", "env", "data", "models", "train", "profile", "results", "ledger", "plots",
-    "tf", "meters", "runtimes", "techniques", "course", "checks", "grade",
+    "tf", "meters", "runtimes", "techniques", "course", "zoo", "opcost", "checks", "grade",
 ]
 
 if TYPE_CHECKING:  # what __getattr__ returns, spelled out for static tools
@@ -57,6 +57,7 @@ if TYPE_CHECKING:  # what __getattr__ returns, spelled out for static tools
         ledger,
         meters,
         models,
+        opcost,
         plots,
         profile,
         results,
@@ -64,6 +65,7 @@ if TYPE_CHECKING:  # what __getattr__ returns, spelled out for static tools
         techniques,
         tf,
         train,
+        zoo,
     )
     from .course import checks, grade
     from .env import device, setup
