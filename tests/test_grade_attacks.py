@@ -27,6 +27,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from fakes import alive, gone
 
 from greenlab.course import autograder, grade, sandbox
 
@@ -54,22 +55,6 @@ def _attack(stub: str, *sources: str, double: str | None = None) -> dict:
     return nb
 
 
-def _alive(marker: str) -> list[psutil.Process]:
-    found = []
-    for p in psutil.process_iter():
-        try:
-            if marker in " ".join(p.cmdline()) and p.status() != psutil.STATUS_ZOMBIE:
-                found.append(p)
-        except psutil.Error:
-            pass
-    return found
-
-
-def _gone(marker: str, within_s: float = 15.0) -> bool:
-    deadline = time.monotonic() + within_s  # a killed process vanishes at once; this is a bound
-    while _alive(marker) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return not _alive(marker)
 
 
 def _digest(path: Path) -> str:
@@ -205,7 +190,7 @@ def attacked(course):
             futures = {k: pool.submit(grade.grade, p, sandbox_mode="require", timeout_s=300, **kw)
                        for k, (p, kw) in jobs.items()}
             reports = {k: f.result() for k, f in futures.items()}
-        extra["daemon_gone"] = _gone(marker)
+        extra["daemon_gone"] = gone(marker)
         extra["zip_after_attacks"] = _digest(course.zip)
         reports["stub_after_poison"] = grade.grade(course.exercise, master=course.master,
                                                    build_dir=course.build, sandbox_mode="require")
@@ -310,9 +295,9 @@ def test_ctrl_c_stops_otter_its_kernel_and_what_they_started(course, tmp_path):
                             text=True, env={**os.environ, "MPLBACKEND": "Agg"})
     try:
         deadline = time.monotonic() + 240
-        while not _alive(marker) and proc.poll() is None and time.monotonic() < deadline:
+        while not alive(marker) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _alive(marker), "the notebook never started its daemon"
+        assert alive(marker), "the notebook never started its daemon"
         started = psutil.Process(proc.pid).children(recursive=True)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
@@ -321,7 +306,7 @@ def test_ctrl_c_stops_otter_its_kernel_and_what_they_started(course, tmp_path):
             proc.kill()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted: grading stopped" in err
-    assert _gone(marker)
+    assert gone(marker)
     assert not [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not path.with_name("99_grading.grade.json").exists()
 

@@ -2,26 +2,12 @@ import math
 import time
 
 import pytest
+from fakes import fake_powercap, set_energy
 from hypothesis import given
 from hypothesis import strategies as st
 
 from greenlab import meters
 from greenlab.meters import J_PER_KWH, KINDS, Measurement, Meter, PowerModel, ReplayMeter
-
-
-def fake_powercap(root, domains):
-    """domains: {zone: (name, energy_uj, max_uj)} written like /sys/class/powercap."""
-    for zone, (name, energy, max_uj) in domains.items():
-        d = root / zone
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "name").write_text(name + "\n")
-        (d / "energy_uj").write_text(f"{energy}\n")
-        (d / "max_energy_range_uj").write_text(f"{max_uj}\n")
-    return root
-
-
-def set_energy(root, zone, energy):
-    (root / zone / "energy_uj").write_text(f"{energy}\n")
 
 
 def test_kwh_conversion_uses_the_exact_constant():

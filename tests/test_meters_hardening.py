@@ -9,25 +9,13 @@ import textwrap
 import types
 
 import pytest
+from fakes import fake_powercap, set_energy
 
 from greenlab.meters import Measurement, Meter, codecarbon_measure
 
 MAX_UJ = 262_143_328_850  # a typical Intel package counter's range (~262 kJ)
 
 
-def fake_powercap(root, domains):
-    """domains: {zone: (name, energy_uj, max_uj)} written like /sys/class/powercap."""
-    for zone, (name, energy, max_uj) in domains.items():
-        d = root / zone
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "name").write_text(name + "\n")
-        (d / "energy_uj").write_text(f"{energy}\n")
-        (d / "max_energy_range_uj").write_text(f"{max_uj}\n")
-    return root
-
-
-def set_energy(root, zone, text):
-    (root / zone / "energy_uj").write_text(f"{text}\n")
 
 
 def ticking(*times_s):

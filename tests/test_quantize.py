@@ -5,19 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from fakes import no_deterministic_algorithms  # noqa: F401  (the fixture pytestmark uses)
 from torch import nn
 
 import greenlab as gl
 from greenlab.techniques import quantize as glq
 
-
-@pytest.fixture(autouse=True)
-def _no_deterministic_warnings():
-    # quantized kernels warn on every call under torch.use_deterministic_algorithms (gl.setup sets it)
-    before = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(False)
-    yield
-    torch.use_deterministic_algorithms(before)
+pytestmark = pytest.mark.usefixtures("no_deterministic_algorithms")
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from fakes import no_deterministic_algorithms  # noqa: F401  (the fixture pytestmark uses)
 from sklearn.tree import DecisionTreeClassifier
 
 import greenlab as gl
@@ -22,13 +23,7 @@ OLD_KEYS = {"accuracy", "f1", "latency_ms", "latency_p90_ms", "batch_size", "siz
             "nonzero"}  # what gl.summarize returned before: ledger rows written with it must still fit
 
 
-@pytest.fixture(autouse=True)
-def _no_deterministic_warnings():
-    # quantized kernels warn on every call under torch.use_deterministic_algorithms (gl.setup sets it)
-    before = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(False)
-    yield
-    torch.use_deterministic_algorithms(before)
+pytestmark = pytest.mark.usefixtures("no_deterministic_algorithms")
 
 
 @pytest.fixture(scope="module")

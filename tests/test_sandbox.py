@@ -18,8 +18,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import psutil
 import pytest
+from fakes import alive, gone
 
 import greenlab
 from greenlab.course import sandbox
@@ -53,22 +53,6 @@ def _run(tmp_path: Path, code: str, **kwargs) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def _alive(marker: str) -> list[psutil.Process]:
-    found = []
-    for p in psutil.process_iter():
-        try:
-            if marker in " ".join(p.cmdline()) and p.status() != psutil.STATUS_ZOMBIE:
-                found.append(p)
-        except psutil.Error:
-            pass
-    return found
-
-
-def _gone(marker: str, within_s: float = 15.0) -> bool:
-    deadline = time.monotonic() + within_s  # killed processes vanish at once; this is a bound
-    while _alive(marker) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return not _alive(marker)
 
 
 DAEMON = """
@@ -101,11 +85,11 @@ def test_uncontained_kill_finds_processes_that_left_the_group(tmp_path):
     proc = _start(tmp_path, DAEMON.format(marker=marker) + "import time; time.sleep(600)\n",
                   wrap=False, token=token)
     deadline = time.monotonic() + 60
-    while not _alive(marker) and time.monotonic() < deadline:
+    while not alive(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _alive(marker), "the daemon never started"
+    assert alive(marker), "the daemon never started"
     sandbox.kill(proc, token)
-    assert proc.returncode is not None and _gone(marker)
+    assert proc.returncode is not None and gone(marker)
 
 
 @contained
@@ -179,7 +163,7 @@ def test_processes_it_leaves_die_with_it(tmp_path):
     marker = f"greenlab-test-{secrets.token_hex(6)}"
     proc = _start(tmp_path, DAEMON.format(marker=marker) + "print('{}')\n")
     proc.communicate(timeout=120)
-    assert proc.returncode == 0 and _gone(marker)
+    assert proc.returncode == 0 and gone(marker)
 
 
 @contained
@@ -188,11 +172,11 @@ def test_kill_stops_everything_it_started(tmp_path):
     proc = _start(tmp_path, DAEMON.format(marker=marker) + "import time; time.sleep(600)\n",
                   token=token)
     deadline = time.monotonic() + 60
-    while not _alive(marker) and time.monotonic() < deadline:
+    while not alive(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _alive(marker), "the daemon never started"
+    assert alive(marker), "the daemon never started"
     sandbox.kill(proc, token)  # what a timeout or Ctrl-C does
-    assert _gone(marker)
+    assert gone(marker)
 
 
 @contained
