@@ -36,7 +36,7 @@ help:
 	@echo "make test   - create/update .venv and run every test (unit, notebooks offline, browser)"
 	@echo "make quick  - the unit tests without slow, browser, otter and tf ones (under a minute)"
 	@echo "make lock   - recompile constraints.txt from pyproject.toml (keeps today's pins if it can)"
-	@echo "make bench  - execute every notebook, write bench/course.md (time, peak memory)"
+	@echo "make bench  - time the reference workload R, execute every notebook, write bench/course.md (s, R, peak memory) and bench/meters.md"
 	@echo "make exercises / make grade NB=exercises/02_pruning.ipynb"
 
 # Prints pip's option for torch's CPU index when it answers in time, else nothing (and says why).
@@ -96,7 +96,8 @@ browser-deps:
 	    || echo "browser-deps: skipped: apt-get failed (offline?); browser test will skip"; \
 	fi
 
-# JupyterLab from .venv in headless Chromium: lesson 01 runs, a slider redraws (also part of `unit`).
+# JupyterLab from .venv in headless Chromium on a small fixture notebook: a kernel starts, cells run,
+# a plot renders, a slider redraws it, no error output (also part of `unit`; lessons are nbval's job).
 browser: $(STAMP) browser-deps
 	$(BIN)/python -m pytest tests/test_browser.py -q -rs -s
 
@@ -124,7 +125,7 @@ endif
 
 test-offline: nbval
 
-test: lint exercises-check browser-deps unit nbval
+test: lint exercises-check browser-deps grade-deps unit nbval
 
 # exercises/ is generated from solutions/ (otter assign: stubs for solutions, hidden tests removed);
 # the autograder zips go to build/autograder/ (not committed). `exercises-check`: CI fails on drift.
