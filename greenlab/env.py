@@ -10,8 +10,10 @@ import os
 import platform
 import random
 import re
+import shutil
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ._internal.validate import integer as _check_int
 
@@ -26,13 +28,15 @@ USED_BY = {
     "numpy": "all", "pandas": "ledger", "torch": "all", "scikit-learn": "all",
     "threadpoolctl": "all (BLAS threads)", "mnist1d": "all", "matplotlib": "all",
     "seaborn": "plots", "ipywidgets": "sliders (02, 05)", "tqdm": "all (progress bars)",
-    "psutil": "all (env report, bench)", "codecarbon": "00", "torchao": "03",
+    "psutil": "all (env report, bench)", "codecarbon": "00", "py-spy": "00", "pyjoules": "00",
+    "torchao": "03",
     "ipykernel": "all (the kernel)", "packaging": "all (this report)",
     "tensorflow": "02, 03, 10", "tf-keras": "02, 03", "tensorflow-model-optimization": "02, 03",
     "ai-edge-litert": "03, 10", "onnx": "03, 10", "onnxscript": "03, 10", "onnxruntime": "03, 10",
     "otter-grader": "exercises", "nbformat": "exercises, tools", "nbclient": "exercises, bench",
 }
-IMPORT_NAMES = {"scikit-learn": "sklearn", "otter-grader": "otter"}
+IMPORT_NAMES = {"scikit-learn": "sklearn", "otter-grader": "otter", "pyjoules": "pyJoules"}
+COMMANDS = {"py-spy": "py-spy"}  # distributions that install a program, not a module
 # What reinstalls everything at the versions behind the committed outputs.
 FIX_ALL = "in the repository: make lab  (or: pip install -c constraints.txt -e '.[lab,dev]')"
 
@@ -286,6 +290,13 @@ def check(import_heavy: bool = False, imports: bool = True,
         installed.append((req, version))
     for req, version in installed:
         if not imports or (req.module in _HEAVY and not import_heavy):
+            continue
+        if req.dist in COMMANDS:  # a program: it must be on PATH (or beside this Python)
+            beside = Path(sys.executable).with_name(COMMANDS[req.dist])
+            if not (shutil.which(COMMANDS[req.dist]) or beside.is_file()):
+                problems.append(f"{req.dist} {version} is installed but its program "
+                                f"{COMMANDS[req.dist]!r} is not on PATH (lessons {req.lessons}). "
+                                f"Fix: pip install --force-reinstall --no-deps '{req.dist}=={version}'")
             continue
         try:
             importlib.import_module(req.module)

@@ -258,3 +258,12 @@ def test_setup_caps_blas_threads_like_torch():
         env.setup(seed=0, threads=2, quiet=True)
         assert all(p["num_threads"] <= 2 for p in threadpool_info() if p["user_api"] == "blas")
     env.setup(seed=0, threads=2, quiet=True)
+
+
+def test_a_program_package_is_checked_on_path_not_imported(monkeypatch, tmp_path):
+    # py-spy installs a program, not a module: importing "py_spy" would always fail
+    assert env.check(import_heavy=False) == []
+    monkeypatch.setattr(env.shutil, "which", lambda name: None)
+    monkeypatch.setattr(env.sys, "executable", str(tmp_path / "python"))
+    problems = [p for p in env.check(import_heavy=False) if p.startswith("py-spy")]
+    assert len(problems) == 1 and "'py-spy' is not on PATH (lessons 00)" in problems[0], problems
