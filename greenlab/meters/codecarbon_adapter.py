@@ -26,6 +26,7 @@ class _Tracker:
 
         logger = logging.getLogger("codecarbon")
         self.saved = logger.level, list(logger.handlers)  # the tracker resets both
+        logger.setLevel(logging.ERROR)  # its constructor logs "offline tracker init" before log_level
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
