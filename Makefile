@@ -109,6 +109,9 @@ UNSHARE := $(shell if unshare -n true 2>/dev/null; then echo "unshare -n"; \
                    elif unshare -rn true 2>/dev/null; then echo "unshare -rn"; fi)
 nbval: $(STAMP)
 	@mkdir -p build
+	@# the zoo's reference model is trained once into GREENLAB_CACHE here, not inside a notebook cell
+	@# (nbval's per-cell timeout would then time a training run on a fresh clone)
+	$(BIN)/python -c "from greenlab import zoo; print('zoo:', zoo.card('cnn128').accuracy)"
 ifeq ($(strip $(NOTEBOOKS)),)
 	@echo "nbval: no notebooks in notebooks/ or solutions/ yet"
 else
