@@ -4,6 +4,7 @@ seconds to minutes and is exercised by the lessons)."""
 import shutil
 import subprocess
 import sys
+from dataclasses import replace as dataclasses_replace
 
 import pytest
 import torch
@@ -102,6 +103,30 @@ def test_key_includes_recipe_and_torch_version(cache, monkeypatch):
     assert zoo.cache_path("cnn128", TINY) != base
 
 
+def test_a_recipe_without_hidden_keeps_the_key_it_had_before_the_field():
+    # the key as it was computed before Recipe had a ``hidden`` field: cnn128's cache stays valid
+    import dataclasses
+    import hashlib
+    import json
+
+    recipe = zoo.RECIPES["cnn128"]
+    fields = {f.name: getattr(recipe, f.name) for f in dataclasses.fields(recipe)
+              if f.name != "hidden"}
+    old = {"format": zoo.FORMAT, "name": "cnn128", "torch": str(torch.__version__),
+           "recipe": {**fields, "phases": [dataclasses.asdict(p) for p in recipe.phases]}}
+    key = hashlib.sha1(json.dumps(old, sort_keys=True).encode()).hexdigest()[:12]
+    assert zoo.cache_path("cnn128").name == f"zoo-cnn128-{key}.pt"
+    assert "hidden" not in recipe.as_dict()
+
+
+def test_hidden_builds_the_hidden_layer_and_is_in_the_key(cache):
+    wide = dataclasses_replace(TINY, hidden=6)
+    assert zoo.cache_path("cnn128", wide) != zoo.cache_path("cnn128", TINY)
+    assert zoo.Recipe(hidden=6).as_dict()["hidden"] == 6
+    model = zoo.load("cnn32-h256", recipe=wide)
+    assert model.fc.weight.shape[0] == 6 and zoo.card("cnn32-h256", recipe=wide).recipe["hidden"] == 6
+
+
 def test_card_records_recipe_scores_and_training_bill(cache):
     c = zoo.card("cnn128", recipe=TINY)
     model = zoo.load("cnn128", recipe=TINY)
@@ -131,8 +156,15 @@ def test_default_recipe_is_lesson_02s():
     assert r.phases == (zoo.Phase(1000, 0.01, 0), zoo.Phase(500, 0.001, 1))
 
 
+def test_lesson_05s_recipe():
+    r = zoo.RECIPES["cnn32-h256"]
+    assert (r.channels, r.hidden, r.init_seed, r.batch_size, r.max_shift, r.threads) == \
+        (32, 256, 0, 128, 3, 1)
+    assert r.phases == (zoo.Phase(3000, 0.01, 0), zoo.Phase(500, 0.001, 1))
+
+
 def test_wrong_names_and_recipes():
-    with pytest.raises(ValueError, match=r"name must be one of \('cnn128',\), got 'resnet'"):
+    with pytest.raises(ValueError, match=r"name must be one of \('cnn128', 'cnn32-h256'\), got 'resnet'"):
         zoo.load("resnet")
     with pytest.raises(TypeError, match="name must be a string, got int"):
         zoo.load(128)
@@ -140,6 +172,8 @@ def test_wrong_names_and_recipes():
         zoo.load("cnn128", recipe={"channels": 4})
     with pytest.raises(ValueError, match="channels must be a positive int"):
         zoo.Recipe(channels=0)
+    with pytest.raises(ValueError, match="hidden must be a positive int"):
+        zoo.Recipe(hidden=0)
     with pytest.raises(ValueError, match="phases must hold at least one Phase"):
         zoo.Recipe(phases=())
     with pytest.raises(TypeError, match="phases must be a tuple of Phase"):
