@@ -4,15 +4,27 @@ from pathlib import Path
 
 import pytest
 import torch
-from exercise_helpers import assert_fails, assert_passes, master_solution
+from exercise_helpers import answers_results, assert_fails, assert_passes, master_solution
 from exercise_helpers import stub as _stub
 from torch import nn
+
+import greenlab as gl
+from greenlab.techniques import lowrank
 
 MASTER = Path(__file__).resolve().parents[1] / "solutions" / "05_low_rank.ipynb"
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # q5 fine-tunes the lesson's CNN; the master grades on 1 thread
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _solution(name: str):
-    return master_solution(MASTER, name, {"torch": torch, "nn": nn})
+    return master_solution(MASTER, name, {"torch": torch, "nn": nn, "gl": gl, "lowrank": lowrank})
 
 
 def _passes(question: str, name: str, answer) -> None:
@@ -177,3 +189,72 @@ def test_q4_library_answer_passes():
 ])
 def test_q4_wrong_answers_fail(wrong, text):
     _fails("q4", "factorize", wrong, text)
+
+
+# q5 compress_3x (slow: each run fine-tunes the lesson's CNN; the first builds the fair baseline) ---
+
+def _fine_tune(model, x, y, steps, lr=1e-3):
+    gl.fit(model, x, y, steps=steps, lr=lr, augment=gl.data.shift_augment(3, seed=2), seed=2,
+           progress=False)
+    return model
+
+
+def compress_no_fine_tune(model, x, y, steps):  # rank 18 straight from the SVD: 0.904
+    return lowrank.factorize_model(model, ranks={"fc": 18})
+
+
+def compress_rank_8_no_fine_tune(model, x, y, steps):  # 4x fewer, 0.691
+    return lowrank.factorize_model(model, ranks={"fc": 8})
+
+
+def compress_2_6x(model, x, y, steps):  # the lesson's rank 24: within the point, only 2.6x
+    return _fine_tune(lowrank.factorize_model(model, ranks={"fc": 24}), x, y, steps)
+
+
+def compress_over_budget(model, x, y, steps):  # the lesson's recipe, then 100 "free" steps
+    return _fine_tune(lowrank.factorize_model(model, ranks={"fc": 18}), x, y, steps + 100)
+
+
+def compress_own_budget(model, x, y, steps):  # a number of its own
+    return _fine_tune(lowrank.factorize_model(model, ranks={"fc": 18}), x, y, 300)
+
+
+def compress_unchanged(model, x, y, steps):
+    return model
+
+
+def test_q5_is_graded_public_and_hidden():
+    from exercise_helpers import question_tests
+
+    assert [hidden for hidden, _ in question_tests(MASTER)["q5"]] == [False, True]
+
+
+@pytest.mark.slow
+def test_q5_solution_passes():
+    _passes("q5", "compress_3x", _solution("compress_3x"))
+
+
+@pytest.mark.slow
+def test_q5_lessons_own_recipe_passes():  # rank 18, 500 steps at lr 1e-3
+    _passes("q5", "compress_3x", lambda m, x, y, steps: _fine_tune(
+        lowrank.factorize_model(m, ranks={"fc": 18}), x, y, steps))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("wrong, text", [
+    (compress_no_fine_tune, "points lost, the target is at most 1. Fine-tune"),
+    (compress_rank_8_no_fine_tune, "points lost, the target is at most 1"),
+    (compress_2_6x, "19,210 parameters, 2.61x fewer than the dense 50,186"),
+    (compress_over_budget, "took 600 optimizer steps, the budget is 500"),
+    (compress_unchanged, "50,186 parameters, 1.00x fewer"),
+    (_stub, "returned None: did you return the compressed model?"),
+])
+def test_q5_wrong_answers_fail(wrong, text):
+    _fails("q5", "compress_3x", wrong, text)
+
+
+@pytest.mark.slow
+def test_q5_a_budget_of_its_own_fails_the_hidden_test():
+    results = answers_results(MASTER, "q5", {"compress_3x": compress_own_budget})
+    assert [(r.hidden, r.passed) for r in results] == [(False, True), (True, False)]
+    assert "with steps=100, compress_3x took 300 optimizer steps" in results[1].message
