@@ -55,7 +55,7 @@ def test_evaluate_sklearn_and_f1(digits):
     [
         ({"steps": 0}, ValueError, "steps must be a positive int"),
         ({"batch_size": -1}, ValueError, "batch_size must be a positive int"),
-        ({"lr": 0}, ValueError, "lr must be > 0"),
+        ({"lr": 0}, ValueError, "lr must be a number > 0, got 0"),
     ],
 )
 def test_fit_bad_arguments(digits, kwargs, error, match):
