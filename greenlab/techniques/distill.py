@@ -19,7 +19,6 @@ Two ways to feed :func:`greenlab.fit`:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -27,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._internal.validate import module, positive
+from .._internal.validate import finite_values, fraction, module, number, positive
 from ..models import clone
 from ..train import logits
 
@@ -38,19 +37,11 @@ UNLABELLED = -1  # the label of a sample that has none: soft (teacher) loss only
 
 
 def _check_T(T) -> float:
-    if isinstance(T, bool) or not isinstance(T, (int, float)):
-        raise TypeError(f"T must be a number (the temperature), got {type(T).__name__}")
-    if not (math.isfinite(T) and T > 0):
-        raise ValueError(f"T must be a finite number > 0, got {T}")
-    return float(T)
+    return number("T", T, 0, low_open=True)
 
 
 def _check_alpha(alpha) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
-        raise TypeError(f"alpha must be a number in [0, 1], got {type(alpha).__name__}")
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1] (the weight of the soft loss), got {alpha}")
-    return float(alpha)
+    return fraction("alpha", alpha)  # the weight of the soft loss
 
 
 def _logits(name: str, value) -> torch.Tensor:
@@ -59,6 +50,7 @@ def _logits(name: str, value) -> torch.Tensor:
     if value.dim() != 2 or not value.is_floating_point():
         raise ValueError(f"{name} must be a float tensor of shape (batch, classes), "
                          f"got {value.dtype} of shape {tuple(value.shape)}")
+    finite_values(name, value.detach())
     return value
 
 

@@ -18,11 +18,12 @@ Nothing here changes the model or layer it is given: each function returns new l
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import nn
 
-from .._internal.validate import module
+from .._internal.validate import finite_values, fraction, integer, module
 from ..models import clone
 
 __all__ = ["Factorized", "singular_values", "truncated_svd", "rank_for_energy",
@@ -55,23 +56,19 @@ def _matrix(weight) -> torch.Tensor:
                         f"got {type(weight).__name__}")
     if weight.dim() < 2:
         raise ValueError(f"weight must have >= 2 dimensions, got shape {tuple(weight.shape)}")
+    finite_values("weight", weight.detach())
     return weight.detach().to("cpu", torch.float64).reshape(weight.shape[0], -1)
 
 
 def _check_rank(rank, max_rank: int, what: str) -> int:
-    if isinstance(rank, bool) or not isinstance(rank, int):
-        raise TypeError(f"rank must be an int, got {type(rank).__name__}")
+    rank = integer("rank", rank)
     if not 1 <= rank <= max_rank:
         raise ValueError(f"rank must be in [1, {max_rank}] for {what}, got {rank}")
     return rank
 
 
-def _check_fraction(fraction) -> float:
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
-        raise TypeError(f"fraction must be a number in (0, 1], got {type(fraction).__name__}")
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-    return float(fraction)
+def _check_fraction(value, name: str = "fraction") -> float:
+    return fraction(name, value, low_open=True)
 
 
 def singular_values(weight) -> torch.Tensor:
@@ -100,14 +97,18 @@ def rank_for_energy(weight, fraction: float) -> int:
 
     Args:
         weight: a weight tensor (>= 2-D, reshaped to ``out x (in * k)``), a layer, or a 1-D tensor
-            of singular values.
+            of singular values (in any order; NaN, inf and negative values refused).
         fraction: in (0, 1]; 1.0 gives the full rank (of the numerically non-zero spectrum).
     """
     fraction = _check_fraction(fraction)
     if torch.is_tensor(weight) and weight.dim() == 1:
         s = weight.detach().to("cpu", torch.float64)
+        if len(s) == 0:
+            raise ValueError("weight (singular values) must hold at least one value")
+        finite_values("weight (singular values)", s)
         if (s < 0).any():
-            raise ValueError("singular values must be >= 0")
+            raise ValueError("weight (singular values) must be >= 0")
+        s = torch.sort(s, descending=True).values  # the rank counts the largest values first
     else:
         s = singular_values(weight)
     energy = s.pow(2)
@@ -204,7 +205,7 @@ def choose_ranks(model: nn.Module, energy: float, layers: list[str] | None = Non
     Without ``layers``, every Linear/Conv1d layer is considered and only those whose factorization
     at that rank has fewer weights are returned.
     """
-    _check_fraction(energy)
+    _check_fraction(energy, "energy")
     chosen = {}
     for name, layer in _layers(model, layers).items():
         rank = rank_for_energy(layer.weight, energy)
@@ -233,9 +234,8 @@ def factorize_model(model: nn.Module, ranks: int | dict[str, int] | None = None,
             raise ValueError("layers= is only for an int rank or energy=; a ranks dict names its layers")
         found = _layers(model, list(ranks))
         plan = {n: _check_rank(r, _max_rank(found[n]), f"layer {n!r}") for n, r in ranks.items()}
-    elif isinstance(ranks, int) and not isinstance(ranks, bool):
-        if ranks < 1:
-            raise ValueError(f"ranks must be >= 1, got {ranks}")
+    elif isinstance(ranks, numbers.Integral) and not isinstance(ranks, bool):
+        ranks = integer("ranks", ranks, minimum=1)
         found = _layers(model, layers)
         if layers is None:  # every layer where this rank saves weights
             plan = {n: ranks for n, m in found.items() if _saves(m, ranks)}

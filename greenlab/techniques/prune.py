@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from .._internal.validate import at_least, positive
+from .._internal.validate import at_least, fraction, integer, number, positive
 from .._internal.validate import module as _check_model
 from ..models import clone
 from ..profile import unmasked_state
@@ -40,12 +40,7 @@ PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
 def _check_sparsity(sparsity, name: str = "sparsity") -> float:
-    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)):
-        raise TypeError(f"{name} must be a fraction in [0, 1], got {type(sparsity).__name__}")
-    if not 0.0 <= sparsity <= 1.0:
-        hint = f" (a fraction: {sparsity / 100:g} for {sparsity:g} %)" if 1 < sparsity <= 100 else ""
-        raise ValueError(f"{name} must be a fraction in [0, 1]{hint}, got {sparsity}")
-    return float(sparsity)
+    return fraction(name, sparsity)
 
 
 def _check_types(module_types) -> tuple[type, ...]:
@@ -190,12 +185,11 @@ def polynomial_sparsity(step: int, final_sparsity: float, begin_step: int, end_s
     """
     final_sparsity = _check_sparsity(final_sparsity, "final_sparsity")
     initial_sparsity = _check_sparsity(initial_sparsity, "initial_sparsity")
-    for name, value in (("step", step), ("begin_step", begin_step), ("end_step", end_step)):
-        at_least(name, value, 0)
+    step, begin_step, end_step = (at_least(name, value, 0) for name, value in (
+        ("step", step), ("begin_step", begin_step), ("end_step", end_step)))
     if end_step <= begin_step:
         raise ValueError(f"end_step must be > begin_step, got {end_step} <= {begin_step}")
-    if not power > 0:
-        raise ValueError(f"power must be > 0, got {power}")
+    power = number("power", power, 0, low_open=True)
     progress = min(max((step - begin_step) / (end_step - begin_step), 0.0), 1.0)
     return final_sparsity + (initial_sparsity - final_sparsity) * (1.0 - progress) ** power
 
@@ -220,10 +214,9 @@ def gradual_magnitude(model: nn.Module, x, y, sparsity: float, steps: int, round
     from ..train import fit
 
     sparsity = _check_sparsity(sparsity)
-    for name, value in (("steps", steps), ("rounds", rounds)):
-        positive(name, value)
-    if not 0 < ramp_fraction <= 1:
-        raise ValueError(f"ramp_fraction must be in (0, 1], got {ramp_fraction}")
+    steps, rounds = positive("steps", steps), positive("rounds", rounds)
+    ramp_fraction = fraction("ramp_fraction", ramp_fraction, low_open=True)
+    number("lr", lr, 0, low_open=True)
     every = int(steps * ramp_fraction) // rounds
     if rounds > 1 and every < 1:
         raise ValueError(f"rounds={rounds} needs steps >= rounds / ramp_fraction, got steps={steps}")
@@ -250,10 +243,7 @@ def top_channels(weight: torch.Tensor, keep: int) -> torch.Tensor:
     """
     if not torch.is_tensor(weight) or weight.dim() < 2:
         raise TypeError(f"weight must be a tensor with >= 2 dimensions, got {weight!r:.60}")
-    if isinstance(keep, bool) or not isinstance(keep, int):
-        raise TypeError(f"keep must be an int in [1, {weight.shape[0]}], got {type(keep).__name__}")
-    if not 1 <= keep <= weight.shape[0]:
-        raise ValueError(f"keep must be an int in [1, {weight.shape[0]}], got {keep!r}")
+    keep = integer("keep", keep, 1, weight.shape[0])
     norms = weight.detach().abs().reshape(weight.shape[0], -1).sum(1)
     return torch.sort(torch.topk(norms, keep).indices).values
 
@@ -303,10 +293,8 @@ def channel_prune_conv1d(model: nn.Module, keep_fraction: float) -> nn.Module:
     ``model`` is not changed (pruning masks, if any, are applied in the copy first).
     """
     convs, head_name = _chain(model)
-    if isinstance(keep_fraction, bool) or not isinstance(keep_fraction, (int, float)):
-        raise TypeError(f"keep_fraction must be a number in (0, 1], got {type(keep_fraction).__name__}")
-    if not 0 < keep_fraction <= 1:
-        raise ValueError(f"keep_fraction must be in (0, 1] (0.5 keeps half), got {keep_fraction}")
+    keep_fraction = number("keep_fraction", keep_fraction, 0, 1, low_open=True,
+                           hint=" (0.5 keeps half)")
     small = make_permanent(model)
     first = small.get_submodule(convs[0])
     prev = torch.arange(first.in_channels, device=first.weight.device)

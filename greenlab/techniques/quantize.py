@@ -19,12 +19,11 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import numpy as np
 import torch
 from torch import nn
 
 from .._internal.quiet import loggers
-from .._internal.validate import float_tensor, positive
+from .._internal.validate import boolean, float_tensor, integer, integral_values, positive
 from .._internal.validate import module as _check_module
 from ..models import clone
 
@@ -42,19 +41,15 @@ _EPS = torch.finfo(torch.float32).eps  # torch's observers never return a scale 
 
 def int_range(bits: int = 8, signed: bool = True) -> tuple[int, int]:
     """``(qmin, qmax)`` of a ``bits``-bit integer: ``(-128, 127)`` signed, ``(0, 255)`` unsigned."""
-    if isinstance(bits, bool) or not isinstance(bits, int):
-        raise TypeError(f"bits must be an int in [2, 16], got {type(bits).__name__}")
-    if not 2 <= bits <= 16:
-        raise ValueError(f"bits must be an int in [2, 16], got {bits!r}")
+    bits, signed = integer("bits", bits, 2, 16), boolean("signed", signed)
     return (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
 
 
-def _check_q(qmin: int, qmax: int) -> None:
-    for name, v in (("qmin", qmin), ("qmax", qmax)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+def _check_q(qmin: int, qmax: int) -> tuple[int, int]:
+    qmin, qmax = integer("qmin", qmin), integer("qmax", qmax)
     if not qmin < qmax:
         raise ValueError(f"qmin must be < qmax, got qmin={qmin}, qmax={qmax}")
+    return qmin, qmax
 
 
 
@@ -73,6 +68,19 @@ def _along(t: torch.Tensor, ndim: int, axis: int | None) -> torch.Tensor:
     return t.reshape(shape)
 
 
+def _scale_zero(scale, zero_point, ndim: int, axis) -> tuple[torch.Tensor, torch.Tensor]:
+    """Checked quantization parameters, shaped to broadcast along ``axis``: finite scales > 0,
+    whole-number zero points."""
+    if axis is not None:
+        axis = integer("axis", axis)
+    s = _along(float_tensor(scale, "scale", finite=True), ndim, axis)
+    if bool((s <= 0).any()):
+        raise ValueError("scale must be > 0")
+    z = float_tensor(zero_point, "zero_point", torch.float64)
+    integral_values("zero_point", z)
+    return s, _along(z.to(torch.int64), ndim, axis)
+
+
 def affine_params(x_min, x_max, qmin: int = -128, qmax: int = 127,
                   symmetric: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Scale and zero point that map ``[x_min, x_max]`` onto the integers ``[qmin, qmax]``.
@@ -86,8 +94,9 @@ def affine_params(x_min, x_max, qmin: int = -128, qmax: int = 127,
     Returns:
         ``(scale, zero_point)`` as float32 / int64 tensors (0-d for scalar inputs).
     """
-    _check_q(qmin, qmax)
-    lo, hi = float_tensor(x_min, "x_min"), float_tensor(x_max, "x_max")
+    qmin, qmax = _check_q(qmin, qmax)
+    symmetric = boolean("symmetric", symmetric)
+    lo, hi = float_tensor(x_min, "x_min", finite=True), float_tensor(x_max, "x_max", finite=True)
     if lo.shape != hi.shape:
         raise ValueError(f"x_min and x_max must have the same shape, got {tuple(lo.shape)} and "
                          f"{tuple(hi.shape)}")
@@ -119,14 +128,14 @@ def quantize(x, scale, zero_point, qmin: int = -128, qmax: int = 127,
         qmin, qmax: the integer range, e.g. ``(-128, 127)`` for int8.
         axis: the channel axis for per-channel quantization; ``None`` for per-tensor.
     Returns:
-        An int32 tensor of the same shape as ``x``.
+        An int32 tensor of the same shape as ``x``. NaN / inf in ``x`` or ``scale``, a scale <= 0
+        and a zero point outside ``[qmin, qmax]`` are refused (ValueError).
     """
-    _check_q(qmin, qmax)
-    xt = float_tensor(x, "x")
-    s = _along(float_tensor(scale, "scale"), xt.dim(), axis)
-    z = _along(float_tensor(zero_point, "zero_point", torch.int64), xt.dim(), axis)
-    if bool((s <= 0).any()):
-        raise ValueError("scale must be > 0")
+    qmin, qmax = _check_q(qmin, qmax)
+    xt = float_tensor(x, "x", finite=True)  # NaN would become -2**31, outside [qmin, qmax]
+    s, z = _scale_zero(scale, zero_point, xt.dim(), axis)
+    if bool(((z < qmin) | (z > qmax)).any()):
+        raise ValueError(f"zero_point must be in [qmin, qmax] = [{qmin}, {qmax}]")
     inv_scale = 1.0 / s  # float32, like the kernels
     t = (xt.double() * inv_scale.double() + z.double()).float()  # one rounding, like an FMA
     return torch.clamp(torch.round(t), qmin, qmax).to(torch.int32)
@@ -134,9 +143,10 @@ def quantize(x, scale, zero_point, qmin: int = -128, qmax: int = 127,
 
 def dequantize(q, scale, zero_point, axis: int | None = None) -> torch.Tensor:
     """Integers back to floats: ``x ≈ (q - zero_point) * scale`` (float32)."""
-    qt = float_tensor(q, "q", torch.int64)
-    s = _along(float_tensor(scale, "scale"), qt.dim(), axis)
-    z = _along(float_tensor(zero_point, "zero_point", torch.int64), qt.dim(), axis)
+    qt = float_tensor(q, "q", torch.float64)
+    integral_values("q", qt)
+    qt = qt.to(torch.int64)
+    s, z = _scale_zero(scale, zero_point, qt.dim(), axis)
     return (qt - z).to(torch.float32) * s
 
 
@@ -146,11 +156,15 @@ def fake_quantize(x, bits: int = 8, per_channel: bool = False, axis: int = 0,
 
     Per-channel takes one range per slice along ``axis`` (output channels of a weight).
     """
-    xt = float_tensor(x, "x")
+    xt = float_tensor(x, "x", finite=True)
     qmin, qmax = int_range(bits, signed=True)
+    per_channel, symmetric = boolean("per_channel", per_channel), boolean("symmetric", symmetric)
+    if xt.numel() == 0:
+        raise ValueError("x must hold at least one value")
     if per_channel:
         if xt.dim() < 1:
             raise ValueError("per_channel needs x with at least one dimension")
+        axis = integer("axis", axis, -xt.dim(), xt.dim() - 1)
         flat = xt.movedim(axis, 0).reshape(xt.shape[axis], -1)
         scale, zp = affine_params(flat.min(1).values, flat.max(1).values, qmin, qmax, symmetric)
         return dequantize(quantize(xt, scale, zp, qmin, qmax, axis), scale, zp, axis)
@@ -223,10 +237,8 @@ def qconfig_mapping(per_channel: bool = True, weight_bits: int = 8, qat: bool = 
     """
     from torch.ao import quantization as tq
 
-    if isinstance(weight_bits, bool) or not isinstance(weight_bits, int):
-        raise TypeError(f"weight_bits must be an int in [2, 8], got {type(weight_bits).__name__}")
-    if not 2 <= weight_bits <= 8:
-        raise ValueError(f"weight_bits must be an int in [2, 8], got {weight_bits!r}")
+    weight_bits = integer("weight_bits", weight_bits, 2, 8)
+    per_channel, qat = boolean("per_channel", per_channel), boolean("qat", qat)
     base = tq.get_default_qat_qconfig("x86") if qat else tq.get_default_qconfig("x86")
     qmin, qmax = int_range(weight_bits)
     scheme = torch.per_channel_symmetric if per_channel else torch.per_tensor_symmetric
@@ -266,7 +278,7 @@ def _quiet_ao() -> Iterator[None]:
 
 def _batches(x, batch_size: int) -> Iterator[torch.Tensor]:
     positive("batch_size", batch_size)
-    xt = float_tensor(x, "calib_x")
+    xt = float_tensor(x, "calib_x", finite=True)
     if xt.dim() < 1 or len(xt) == 0:
         raise ValueError("calib_x must hold at least one sample")
     for i in range(0, len(xt), batch_size):
