@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ._internal.atomic import replacing
-from ._internal.validate import at_least, positive
+from ._internal.validate import at_least, integer, positive
 
 __all__ = ["Dataset", "load", "mnist1d_extra", "to_tf_dataset", "shift_augment", "NAMES"]
 
@@ -61,8 +62,8 @@ def _mnist1d_arrays(num_samples: int, seed: int, train_split: float) -> dict[str
         try:
             with np.load(path) as z:
                 return {k: z[k] for k in z.files}
-        except (OSError, ValueError):
-            path.unlink(missing_ok=True)  # a damaged cache is rebuilt, not trusted
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+            path.unlink(missing_ok=True)  # a damaged cache (truncated, empty, CRC error) is rebuilt
     import mnist1d.data  # imported here: it costs ~1 s and reseeds global RNGs
 
     np_state, py_state = np.random.get_state(), random.getstate()
@@ -119,8 +120,7 @@ def mnist1d_extra(n: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
 
     Useful as unlabelled data (distillation) or a larger training set.
     """
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"n must be an int, got {type(n).__name__}")
+    n, seed = integer("n", n), integer("seed", seed, minimum=0)
     if not 10 <= n <= 200_000:
         raise ValueError(f"n must be in [10, 200000], got {n}")
     if seed == 42:
@@ -133,7 +133,7 @@ def shift_augment(max_shift: int = 3, seed: int | None = None):
     """A batch augmentation for 1-D signals: roll each sample by a random shift in ±max_shift."""
     import torch
 
-    at_least("max_shift", max_shift, 0)
+    max_shift = at_least("max_shift", max_shift, 0)
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
 
     def augment(x: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ._internal.validate import boolean
 from ._internal.validate import integer as _check_int
 
 __all__ = ["setup", "setup_threads", "device", "check", "report", "requirements", "Requirement",
@@ -132,6 +133,8 @@ def device(prefer: str | None = None) -> str:
     """
     import torch
 
+    if prefer is not None and not isinstance(prefer, str):
+        raise TypeError(f"prefer must be 'cpu', 'cuda[:N]' or None, got {type(prefer).__name__}")
     choice = prefer or os.environ.get("GREENLAB_DEVICE")
     if choice is not None:
         if choice not in ("cpu", "cuda") and not choice.startswith("cuda:"):
@@ -170,8 +173,8 @@ def setup(seed: int = 0, threads: int = 2, quiet: bool = False) -> RunInfo:
         raise ImportError(f"greenlab needs PyTorch, which does not import here ({exc}). "
                           f"Fix: pip install '{want}'  ({FIX_ALL})") from None
 
-    _check_int("seed", seed, 0)
-    _check_int("threads", threads, 1)
+    seed, threads = _check_int("seed", seed, 0), _check_int("threads", threads, 1)
+    quiet = boolean("quiet", quiet)
     torch.set_num_threads(threads)
     global _SETUP_THREADS
     _SETUP_THREADS = threads
@@ -260,6 +263,8 @@ def check(import_heavy: bool = False, imports: bool = True,
 
     from packaging.specifiers import SpecifierSet
 
+    if isinstance(extras, str):
+        raise TypeError(f"extras must be a tuple of extra names such as ('tf',), got str {extras!r}")
     wanted = COURSE_EXTRAS if extras is None else tuple(extras)
     try:
         reqs, python_spec = requirements(), _python_spec()

@@ -13,7 +13,7 @@ import copy
 import torch
 from torch import nn
 
-from ._internal.validate import integer
+from ._internal.validate import integer, number
 from ._internal.validate import module as _check_module
 
 __all__ = ["linear", "mlp", "cnn1d", "CNN1d", "clone"]
@@ -32,16 +32,16 @@ def linear(in_features: int = 40, n_classes: int = 10) -> nn.Module:
 def mlp(in_features: int = 40, hidden: tuple[int, ...] = (100, 100), n_classes: int = 10,
         dropout: float = 0.0) -> nn.Sequential:
     """A ReLU multilayer perceptron: ``Flatten, (Linear, ReLU[, Dropout])*, Linear``."""
-    _positive("in_features", in_features)
-    _positive("n_classes", n_classes)
+    in_features = _positive("in_features", in_features)
+    n_classes = _positive("n_classes", n_classes)
     if not isinstance(hidden, (tuple, list)):
         raise TypeError(f"hidden must be a tuple of layer widths, got {type(hidden).__name__}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    dropout = number("dropout", dropout, 0, 1, high_open=True)
     layers: list[nn.Module] = [nn.Flatten()]
     width = in_features
     for i, h in enumerate(hidden):
-        layers += [nn.Linear(width, _positive(f"hidden[{i}]", h)), nn.ReLU()]
+        h = _positive(f"hidden[{i}]", h)
+        layers += [nn.Linear(width, h), nn.ReLU()]
         if dropout:
             layers.append(nn.Dropout(dropout))
         width = h
@@ -61,8 +61,8 @@ class CNN1d(nn.Module):
                  hidden: int | None = None):
         super().__init__()
         c = _positive("channels", channels)
-        _positive("n_classes", n_classes)
-        _positive("length", length)
+        n_classes = _positive("n_classes", n_classes)
+        self.length = length = _positive("length", length)  # input samples per signal
         self.conv1 = nn.Conv1d(1, c, 5, stride=2, padding=1)
         self.conv2 = nn.Conv1d(c, c, 3, stride=2, padding=1)
         self.conv3 = nn.Conv1d(c, c, 3, stride=2, padding=1)
@@ -70,13 +70,14 @@ class CNN1d(nn.Module):
         for k in (5, 3, 3):
             out_len = (out_len + 2 - k) // 2 + 1
         if out_len < 1:
-            raise ValueError(f"length must be >= 6 for three strided convs, got {length}")
+            raise ValueError(f"length must be >= 3 for three strided convs, got {length}")
         flat = c * out_len
         if hidden is None:
             self.fc = None
             self.linear = nn.Linear(flat, n_classes)
         else:
-            self.fc = nn.Linear(flat, _positive("hidden", hidden))
+            hidden = _positive("hidden", hidden)
+            self.fc = nn.Linear(flat, hidden)
             self.linear = nn.Linear(hidden, n_classes)
 
     def channel_chain(self) -> tuple[tuple[str, ...], str]:

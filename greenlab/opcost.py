@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ._internal.validate import at_least, number
+
 __all__ = ["ENERGY_PJ", "SOURCE", "ModelledEnergy", "modelled_energy", "model_energy"]
 
 SOURCE = "Horowitz, ISSCC 2014, 45 nm, 0.9 V"
@@ -80,12 +82,8 @@ class ModelledEnergy:
                 f"{self.weight_bytes:,.0f} B of {self.bits}-bit weights; {self.source})")
 
 
-def _count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise TypeError(f"{name} must be a finite number, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
+def _count(name: str, value) -> float:
+    return number(name, value, 0)
 
 
 def modelled_energy(macs: int, weights: int, bits: int = 32, density: float = 1.0,
@@ -103,16 +101,12 @@ def modelled_energy(macs: int, weights: int, bits: int = 32, density: float = 1.
         memory: where weights come from: ``"dram"`` (default), ``"sram_1mb"``, ``"sram_32kb"``,
             ``"sram_8kb"``.
     """
-    _count("macs", macs)
-    _count("weights", weights)
+    macs, weights = _count("macs", macs), _count("weights", weights)
     if bits not in _MAC:
         raise ValueError(f"bits must be one of {sorted(_MAC)}, got {bits!r}")
-    if isinstance(density, bool) or not isinstance(density, (int, float)):
-        raise TypeError(f"density must be a number in (0, 1], got {type(density).__name__}")
-    if not 0 < density <= 1:
-        raise ValueError(f"density must be in (0, 1] (1 - sparsity), got {density}")
-    if isinstance(index_bits, bool) or not isinstance(index_bits, int) or index_bits < 0:
-        raise ValueError(f"index_bits must be an int >= 0, got {index_bits!r}")
+    bits = int(bits)
+    density = number("density", density, 0, 1, low_open=True, hint=" (1 - sparsity)")
+    index_bits = at_least("index_bits", index_bits, 0)
     if memory not in _MEMORY:
         raise ValueError(f"memory must be one of {sorted(_MEMORY)}, got {memory!r}")
     mul, add = _MAC[bits]

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ._internal.validate import at_least
+from ._internal.validate import at_least, integer
 from ._internal.validate import module as _module
 
 __all__ = ["count_params", "count_nonzero", "sparsity", "size_bytes", "compressed_size_bytes",
@@ -135,10 +135,7 @@ def size_bytes(model) -> int:
 
 def compressed_size_bytes(model, level: int = 9) -> int:
     """Size after zlib compression: what pruning's zeros save on disk or over the network."""
-    if isinstance(level, bool) or not isinstance(level, int):
-        raise TypeError(f"level must be an int in [0, 9], got {type(level).__name__}")
-    if not 0 <= level <= 9:
-        raise ValueError(f"level must be in [0, 9], got {level}")
+    level = integer("level", level, 0, 9)
     return len(zlib.compress(_serialize(model), level))
 
 
@@ -184,8 +181,7 @@ def latency(fn: Callable[[], object], warmup: int = 3, repeats: int = 20) -> Lat
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable (e.g. lambda: model(x)), got {type(fn).__name__}")
-    for name, value, low in (("warmup", warmup, 0), ("repeats", repeats, 1)):
-        at_least(name, value, low)
+    warmup, repeats = at_least("warmup", warmup, 0), at_least("repeats", repeats, 1)
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     with torch.no_grad():
         for _ in range(warmup):

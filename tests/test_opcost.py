@@ -54,11 +54,11 @@ def test_model_energy_counts_a_linear_layer_and_skips_zeros_only_when_asked():
 
 
 @pytest.mark.parametrize("kwargs, exc, words", [
-    ({"macs": -1, "weights": 1}, ValueError, "macs must be >= 0"),
-    ({"macs": "10", "weights": 1}, TypeError, "macs must be a finite number"),
-    ({"macs": float("nan"), "weights": 1}, TypeError, "macs must be a finite number"),
+    ({"macs": -1, "weights": 1}, ValueError, "macs must be a number >= 0, got -1"),
+    ({"macs": "10", "weights": 1}, TypeError, "macs must be a number >= 0, got str"),
+    ({"macs": float("nan"), "weights": 1}, ValueError, "macs must be a finite number"),
     ({"macs": 1, "weights": 1, "bits": 4}, ValueError, "bits must be one of [8, 16, 32]"),
-    ({"macs": 1, "weights": 1, "density": 0}, ValueError, "density must be in (0, 1]"),
+    ({"macs": 1, "weights": 1, "density": 0}, ValueError, "density must be a number in (0, 1]"),
     ({"macs": 1, "weights": 1, "density": True}, TypeError, "density must be a number"),
     ({"macs": 1, "weights": 1, "memory": "hbm"}, ValueError, "memory must be one of"),
 ])

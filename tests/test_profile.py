@@ -38,7 +38,7 @@ def test_sizes_torch_sklearn_bytes_and_files(tmp_path):
         profile.size_bytes(tmp_path / "missing.onnx")
     with pytest.raises(TypeError, match="model must be a torch module"):
         profile.size_bytes(42)
-    with pytest.raises(ValueError, match=r"level must be in \[0, 9\]"):
+    with pytest.raises(ValueError, match=r"level must be an int in \[0, 9\], got 10"):
         profile.compressed_size_bytes(b"a", level=10)
     with pytest.raises(TypeError, match="level must be an int"):
         profile.compressed_size_bytes(b"a", level="9")

@@ -64,6 +64,8 @@ def default_meter() -> Meter:
 
 def measure(name: str, meter: Meter | None = None) -> Window:
     """``with greenlab.measure("x") as m:`` using ``meter`` or the default meter."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string (the window's label), got {type(name).__name__}")
     if meter is not None and not isinstance(meter, Meter):
         raise TypeError(f"meter must be a greenlab Meter, got {type(meter).__name__}")
     return (meter or default_meter()).measure(name)
