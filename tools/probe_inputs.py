@@ -14,6 +14,9 @@ valid input a learner will pass (numpy scalars), and is classified:
 
 Probes run in a child process; if it dies, the probe it was on is a crash and the rest go on in a
 new child. Runs offline in well under a minute (tiny models, 1-3 steps, a temporary cache and ledger).
+
+Issue 15, part 4 (206 probes): before its fixes 114 clear / 28 unclear / 64 silent wrong / 0 crash;
+after them 206 / 0 / 0 / 0.
 """
 
 from __future__ import annotations
