@@ -1,10 +1,18 @@
 """Lesson 05 exercises: the master's solutions pass, realistic wrong answers fail with a useful message."""
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
-from exercise_helpers import answers_results, assert_fails, assert_passes, master_solution
+from exercise_helpers import (
+    answers_results,
+    assert_all_pass,
+    assert_fails,
+    assert_passes,
+    assert_rejects,
+    master_solution,
+)
 from exercise_helpers import stub as _stub
 from torch import nn
 
@@ -76,10 +84,22 @@ def test_q1_wrong_answers_fail(wrong, text):
     _fails("q1", "low_rank_approx", wrong, text)
 
 
-# q2 factorized_params ----------------------------------------------------------------------------
+# q2 factorized_params, break_even_rank (the key idea: factorizing pays only below in*out/(in+out))
+
+def _q2(factorized_params=None, break_even_rank=None) -> dict:
+    return {"factorized_params": factorized_params or _solution("factorized_params"),
+            "break_even_rank": break_even_rank or _solution("break_even_rank")}
+
 
 def test_q2_solution_passes():
-    _passes("q2", "factorized_params", _solution("factorized_params"))
+    assert_all_pass(MASTER, "q2", _q2())
+
+
+def test_q2_break_even_rank_is_where_the_pair_stops_saving():
+    factorized_params, break_even_rank = _solution("factorized_params"), _solution("break_even_rank")
+    for i, o in ((160, 256), (64, 64), (7, 300), (1, 1)):
+        r = break_even_rank(i, o)
+        assert factorized_params(i, o, r) < i * o + o <= factorized_params(i, o, r + 1)
 
 
 @pytest.mark.parametrize("wrong, text", [
@@ -89,8 +109,30 @@ def test_q2_solution_passes():
     (lambda i, o, r: str(r * (i + o) + o), "should return an int, got str"),
     (_stub, "returned None"),
 ])
-def test_q2_wrong_answers_fail(wrong, text):
-    _fails("q2", "factorized_params", wrong, text)
+def test_q2_wrong_factorized_params_fail(wrong, text):
+    assert_rejects(MASTER, "q2", _q2(factorized_params=wrong), text)
+
+
+@pytest.mark.parametrize("wrong, text", [
+    (lambda i, o: min(i, o), "should be 98, got 160: full rank saves nothing"),
+    (lambda i, o: i * o // (i + o), ("(64, 64) should be 31, got 32", "no fewer than 4,160")),
+    (lambda i, o: round(i * o / (i + o)), "(64, 64) should be 31, got 32"),
+    (lambda i, o: math.ceil(i * o / (i + o)), "should be 98, got 99"),
+    (lambda i, o: min(i, o) // 2, "should be 98, got 80"),
+    (lambda i, o: i * o / (i + o), "should return an int, got float"),
+    (_stub, "returned None"),
+])
+def test_q2_wrong_break_even_rank_fail(wrong, text):
+    assert_rejects(MASTER, "q2", _q2(break_even_rank=wrong), text)
+
+
+def test_q2_break_even_rank_for_wide_layers_only_fails_the_hidden_test():
+    def square_only(i, o):  # right for the public shapes, wrong for 1000 x 10
+        return 98 if (i, o) == (160, 256) else (i * o - 1) // (i + o) if i == o else min(i, o) // 2
+
+    results = answers_results(MASTER, "q2", _q2(break_even_rank=square_only))
+    assert [r.passed for r in results] == [True, True, False]
+    assert results[2].hidden and "break_even_rank(1000, 10) should be 9, got 5" in results[2].message
 
 
 # q3 pick_rank ------------------------------------------------------------------------------------
