@@ -70,3 +70,15 @@ def pytest_collection_modifyitems(config, items):
         filename = item.path.name
         for mark in sorted(markers_for(filename, item.originalname, _source(function))):
             item.add_marker(getattr(pytest.mark, mark))
+
+
+@pytest.fixture
+def one_thread():
+    """torch on 1 thread for one test, restored after: the masters grade on 1 thread, and on a busy
+    2-core machine 2 threads made the lessons' small CNNs ~10x slower (spin-waiting)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -18,13 +18,7 @@ from greenlab.techniques import prune as gp
 MASTER = Path(__file__).resolve().parents[1] / "solutions" / "02_pruning.ipynb"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # q4 trains the 128-channel CNN; on a busy 2-core machine 2 threads were ~10x slower than 1
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: as the master grades
 
 
 def _solution(name: str):

@@ -22,13 +22,7 @@ from greenlab.techniques import lowrank
 MASTER = Path(__file__).resolve().parents[1] / "solutions" / "05_low_rank.ipynb"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # q5 fine-tunes the lesson's CNN; the master grades on 1 thread
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: as the master grades
 
 
 def _solution(name: str):
