@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._internal.validate import finite_values, float_tensor, input_fits, positive
+from ._internal.validate import float_tensor, input_fits, positive
 from .comparison import Comparison, TrainEnergy
 from .meters import measure
 from .profile import count_nonzero, count_params, flops, latency, size_bytes
@@ -159,9 +159,9 @@ def summarize(model, x_test, y_test, batch_size: int = 256, repeats: int = 20, *
         raise ValueError(f"x_test and y_test must have the same, non-zero length, got {len(x)} "
                          f"and {len(y)}")
     batch_size, repeats = positive("batch_size", batch_size), positive("repeats", repeats)
-    finite_values("x_test", torch.as_tensor(x))
+    xt = float_tensor(x, "x_test", finite=True)
     if kind == "torch":
-        input_fits(model, float_tensor(x, "x_test"), "x_test")
+        input_fits(model, xt, "x_test")
     if params is not None:
         if isinstance(params, bool) or not isinstance(params, int):
             raise TypeError(f"params must be an int or None, got {type(params).__name__}")

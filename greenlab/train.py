@@ -170,11 +170,11 @@ def logits(model: nn.Module, x, batch_size: int = 1024) -> torch.Tensor:
     _check_model(model)
     batch_size = positive("batch_size", batch_size)
     xt = _samples(x, "x")
-    v.input_fits(model, xt, "x")
     model.eval()
     dev = next((p.device for p in model.parameters()), torch.device("cpu"))
-    return torch.cat([model(xt[i:i + batch_size].to(dev)).cpu()
-                      for i in range(0, len(xt), batch_size)])
+    with v.explains_width(model, xt, "x"):  # no extra forward pass: only a failing one is explained
+        return torch.cat([model(xt[i:i + batch_size].to(dev)).cpu()
+                          for i in range(0, len(xt), batch_size)])
 
 
 def predict(model, x, batch_size: int = 1024) -> np.ndarray:

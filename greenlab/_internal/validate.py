@@ -10,8 +10,10 @@ must work where numpy or torch is missing).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
+from collections.abc import Iterator
 
 
 def _type(value) -> str:
@@ -152,27 +154,35 @@ def integral_values(name: str, t) -> None:
                          f"{example:g} among them")
 
 
+@contextlib.contextmanager
+def explains_width(model, x, name: str = "x") -> Iterator[None]:
+    """Inside the block, torch's shape errors from running ``model`` on the tensor ``x`` ("mat1 and
+    mat2 shapes cannot be multiplied") become a ValueError that says how many features ``x`` has
+    per sample and how many the model expects."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if not any(s in str(exc) for s in ("shape", "size", "Expected", "expected")):
+            raise
+        width = math.prod(x.shape[1:]) if x.dim() > 1 else 1
+        expected = expected_width(model)
+        wants = (f"the model expects {expected}" if expected is not None
+                 else f"the model does not accept that ({exc})")
+        raise ValueError(f"{name} has {width} features per sample (shape "
+                         f"{tuple(x.shape[1:])}), {wants}") from None
+
+
 def input_fits(model, x, name: str = "x"):
     """``model``'s output on the first sample of the tensor ``x`` (eval mode, no gradients; the mode
-    is restored), with torch's shape errors ("mat1 and mat2 shapes cannot be multiplied") turned
-    into a ValueError that says how many features ``x`` has per sample and the model expects."""
+    is restored), a wrong input width raised as :func:`explains_width` says."""
     import torch
 
     was_training = model.training
     model.eval()
     try:
         dev = next((p.device for p in model.parameters()), torch.device("cpu"))
-        with torch.no_grad():
+        with torch.no_grad(), explains_width(model, x, name):
             return model(x[:1].to(dev))
-    except RuntimeError as exc:
-        if not any(s in str(exc) for s in ("shape", "size", "Expected", "expected")):
-            raise
-        width = int(torch.tensor(x.shape[1:]).prod()) if x.dim() > 1 else 1
-        expected = expected_width(model)
-        wants = (f"the model expects {expected}" if expected is not None
-                 else f"the model does not accept that ({exc})")
-        raise ValueError(f"{name} has {width} features per sample (shape "
-                         f"{tuple(x.shape[1:])}), {wants}") from None
     finally:
         model.train(was_training)
 
